@@ -1,0 +1,20 @@
+"""fastsnn: fused, tested kernels for spiking neural networks as PyTorch ops.
+
+Every op has a pure-PyTorch reference (``fastsnn.reference``) and fast backends (C++ CPU,
+Triton, CUDA) checked against it; ``fastsnn.backends()`` says which are available here.
+"""
+
+from . import nn, ops, reference
+from ._backends import BACKENDS
+from ._backends import backends as _backend_report
+from .ops import mt_lif
+
+__version__ = "0.1.0"
+
+
+def backends() -> dict[str, dict[str, str]]:
+    """``{backend: {"cpu": reason, "cuda": reason}}``; an empty reason means available."""
+    return _backend_report()
+
+
+__all__ = ["BACKENDS", "backends", "mt_lif", "nn", "ops", "reference", "__version__"]

@@ -1,0 +1,128 @@
+"""Which backend runs an op: availability, the reason when absent, and the choice.
+
+Backends: ``reference`` (pure torch, always there), ``cpu`` (the C++ kernels in
+``fastsnn._C``), ``triton`` (``fastsnn.kernels``; on CPU tensors only under the Triton
+interpreter, ``TRITON_INTERPRET=1``), ``cuda`` (``fastsnn._C`` built with CUDA).
+
+``backend=None`` picks the fastest available for the tensor's device; a forced backend
+(argument or ``FASTSNN_BACKEND``) that cannot run raises instead of falling back.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+from typing import Optional
+
+import torch
+
+BACKENDS = ("reference", "cpu", "triton", "cuda")
+
+
+@functools.lru_cache(maxsize=None)
+def _extension() -> tuple[bool, str]:
+    try:
+        importlib.import_module("fastsnn._C")
+    except ImportError as exc:  # not built, or built against another torch
+        return False, f"extension fastsnn._C not importable ({exc})"
+    return True, ""
+
+
+@functools.lru_cache(maxsize=None)
+def _triton() -> tuple[bool, str]:
+    try:
+        importlib.import_module("triton")
+    except ImportError as exc:
+        return False, f"triton not importable ({exc})"
+    return True, ""
+
+
+def triton_interpreted() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def has_kernel(kernel: str, dispatch_key: str) -> bool:
+    """Whether ``fastsnn_C::<kernel>`` has a kernel registered for ``dispatch_key``."""
+    if not _extension()[0]:
+        return False
+    name = f"fastsnn_C::{kernel}"
+    return torch._C._dispatch_has_kernel_for_dispatch_key(name, dispatch_key)
+
+
+def why_not(backend: str, device: str, kernel: Optional[str] = None) -> str:
+    """Empty string when ``backend`` can run on ``device`` ('cpu' or 'cuda'), else why not.
+
+    ``kernel`` names the C++ op (``fastsnn_C::<kernel>``) whose registration decides the
+    ``cpu`` and ``cuda`` backends; without it only the extension itself is checked.
+    """
+    if backend == "reference":
+        return ""
+    if backend == "cpu":
+        if device != "cpu":
+            return "the cpu backend needs CPU tensors"
+        ok, reason = _extension()
+        if not ok:
+            return reason
+        if kernel and not has_kernel(kernel, "CPU"):
+            return f"fastsnn._C has no CPU kernel {kernel}"
+        return ""
+    if backend == "cuda":
+        if device != "cuda":
+            return "the cuda backend needs CUDA tensors"
+        ok, reason = _extension()
+        if not ok:
+            return reason
+        if not has_kernel(kernel or "mt_lif_forward", "CUDA"):
+            return "fastsnn._C was built without CUDA (no nvcc or CPU-only torch at build time)"
+        return ""
+    if backend == "triton":
+        ok, reason = _triton()
+        if not ok:
+            return reason
+        if device == "cpu" and not triton_interpreted():
+            return "triton on CPU tensors needs the interpreter (TRITON_INTERPRET=1)"
+        if device == "cuda" and triton_interpreted():
+            return "TRITON_INTERPRET=1 is set: triton runs on CPU tensors only"
+        return ""
+    raise ValueError(f"backend must be one of {BACKENDS} or None, got {backend!r}")
+
+
+def choose(backend: Optional[str], device: torch.device, kernel: str,
+           supported: tuple[str, ...] = BACKENDS) -> str:
+    """The backend that runs ``kernel`` for tensors on ``device``.
+
+    ``supported`` lists the backends the op implements. A forced choice that cannot run
+    raises ``RuntimeError`` with the reason; the automatic choice takes the first that can.
+    """
+    dev = device.type
+    forced = backend if backend is not None else os.environ.get("FASTSNN_BACKEND") or None
+    if forced is not None:
+        if forced not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS} or None, got {forced!r}")
+        if forced not in supported:
+            raise RuntimeError(f"backend {forced!r} is not implemented for {kernel}")
+        reason = why_not(forced, dev, kernel)
+        if reason:
+            raise RuntimeError(f"backend {forced!r} is unavailable: {reason}")
+        return forced
+    order = ("cuda", "triton") if dev == "cuda" else ("cpu",)
+    for name in order:
+        if name in supported and not why_not(name, dev, kernel):
+            return name
+    return "reference"
+
+
+def backends() -> dict[str, dict[str, str]]:
+    """Availability of every backend per device type: ``{backend: {device: reason}}``.
+
+    An empty reason means available.
+    """
+    cuda = torch.cuda.is_available()
+    report = {}
+    for name in BACKENDS:
+        report[name] = {
+            "cpu": why_not(name, "cpu"),
+            "cuda": why_not(name, "cuda") if cuda else "no CUDA device visible to torch",
+        }
+    return report

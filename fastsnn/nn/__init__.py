@@ -1,0 +1,5 @@
+"""Modules built on the fastsnn ops."""
+
+from .lif import MultiThresholdLIF
+
+__all__ = ["MultiThresholdLIF"]

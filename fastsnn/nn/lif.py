@@ -1,0 +1,70 @@
+"""``MultiThresholdLIF``: the ``mt_lif`` op as a module with optional learnable decay."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..ops.mt_lif import mt_lif
+
+
+class MultiThresholdLIF(nn.Module):
+    """Multi-threshold LIF neurons over ``[T, N, C, ...]`` input (SPEC.md section 1).
+
+    ``learnable_decay=True`` holds ``w`` with ``decay = sigmoid(w)``, initialised at
+    ``decay`` (default 0.5, i.e. ``tau = 1 / (1 - decay) = 2``, the PLIF initialisation),
+    one per layer or one per channel with ``per_channel=C``. ``syn_decay`` turns on the fused synaptic
+    current; ``learnable_syn=True`` makes it ``sigmoid(v)`` (init 0.5), shaped like the decay.
+    """
+
+    def __init__(self, levels: int = 1, threshold: float = 1.0, decay: float = 0.5,
+                 learnable_decay: bool = False, per_channel: Optional[int] = None,
+                 form: str = "stbp", reset: str = "hard", surrogate: str = "rect",
+                 width: Optional[float] = None, detach_reset: bool = False,
+                 syn_decay: Optional[float] = None, learnable_syn: bool = False,
+                 backend: Optional[str] = None):
+        super().__init__()
+        if not 0 < decay <= 1:
+            raise ValueError(f"decay must lie in (0, 1], got {decay!r}")
+        if per_channel is not None and per_channel < 1:
+            raise ValueError(f"per_channel must be a channel count >= 1, got {per_channel!r}")
+        self.levels, self.threshold, self.form = levels, threshold, form
+        self.reset, self.surrogate, self.width = reset, surrogate, width
+        self.detach_reset, self.backend = detach_reset, backend
+        shape = (per_channel,) if per_channel else ()
+        if learnable_decay:
+            # decay = sigmoid(w); tau = 1/(1-decay) = 2 at init means decay = 0.5, w = 0.
+            self.w = nn.Parameter(torch.full(shape, _logit(decay)))
+        else:
+            self.register_buffer("decay_value", torch.full(shape, float(decay)))
+        self.learnable_syn = learnable_syn
+        if learnable_syn:
+            self.v = nn.Parameter(torch.full(shape, _logit(0.5 if syn_decay is None
+                                                           else syn_decay)))
+        else:
+            self.syn_decay = syn_decay
+
+    @property
+    def decay(self) -> torch.Tensor:
+        return torch.sigmoid(self.w) if hasattr(self, "w") else self.decay_value
+
+    def _syn(self):
+        return torch.sigmoid(self.v) if self.learnable_syn else self.syn_decay
+
+    def forward(self, x: torch.Tensor, v0: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return mt_lif(x, self.decay, threshold=self.threshold, levels=self.levels,
+                      reset=self.reset, surrogate=self.surrogate, width=self.width,
+                      detach_reset=self.detach_reset, form=self.form,
+                      syn_decay=self._syn(), v0=v0, backend=self.backend)
+
+    def extra_repr(self) -> str:
+        return (f"levels={self.levels}, threshold={self.threshold}, form={self.form}, "
+                f"reset={self.reset}, surrogate={self.surrogate}")
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))

@@ -1,0 +1,261 @@
+"""``fastsnn.mt_lif``: multi-threshold LIF over time (SPEC.md sections 1 and 2).
+
+The public function validates its arguments, normalises them to the kernel contract below
+and runs one backend. ``reference`` is plain autograd over ``fastsnn.reference.mt_lif``;
+the fast backends run inside the custom ops ``fastsnn::mt_lif_forward`` /
+``fastsnn::mt_lif_backward`` (fake impls and autograd registered here, so they pass
+``torch.library.opcheck`` and trace under ``torch.compile(fullgraph=True)``).
+
+Kernel contract (C++ ``fastsnn_C::mt_lif_forward/backward`` and ``kernels/mt_lif.py``):
+
+* ``x``: contiguous ``[T, N, C, R]`` (float32/16, bfloat16; float64 on cpu);
+  ``decay``/``syn_decay``: contiguous ``[1]`` or ``[C]`` in the compute dtype (float32,
+  float64 for float64 input); ``v0``: contiguous ``[N, C, R]`` in the compute dtype.
+* enums: reset hard=0 soft=1 none=2; surrogate rect=0 triangle=1 sigmoid=2;
+  form stbp=0 plif=1; save (what the backward keeps):
+
+  ============  ===========================================  ===========================
+  save          kept per element per step                    used when
+  ============  ===========================================  ===========================
+  0 ``none``    nothing                                      no gradient is needed
+  1 ``sg``      sg(h) in x's dtype (2 B half, 4 B float32)   soft/none reset, or hard
+                (hard reset also reads the spikes it returns   reset with detach_reset,
+                for the reset mask ``s >= 1``: no extra bytes) and decay needs no grad
+  2 ``h``       h in the compute dtype (4 B)                 hard reset without
+                                                             detach_reset, or decay grad
+  ============  ===========================================  ===========================
+
+  plus ``j`` (compute dtype, 4 B) when the synaptic current is on and its decay, or a plif
+  decay, needs a gradient (``save_j``).
+* forward returns ``(s, saved, j)``; unused ones are empty ``[0]`` tensors.
+* backward returns ``(gx, gdecay, gsyn, gv0)``: ``gx`` like ``x``; ``gdecay``/``gsyn``
+  shaped like ``decay``/``syn_decay`` (zeros when not asked for; ``gsyn`` empty without
+  the synaptic current), reduced deterministically; ``gv0`` ``[N, C, R]`` (empty without
+  ``v0``).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+from torch import Tensor
+
+from .. import _backends
+from ..reference import mt_lif as ref
+from ..reference.surrogate import SURROGATES
+
+RESETS = ("hard", "soft", "none")
+FORMS = ("stbp", "plif")
+SAVE_NONE, SAVE_SG, SAVE_H = 0, 1, 2
+KERNEL = "mt_lif_forward"
+DTYPES = {
+    "reference": (torch.float32, torch.float16, torch.bfloat16, torch.float64),
+    "cpu": (torch.float32, torch.float16, torch.bfloat16, torch.float64),
+    "triton": (torch.float32, torch.float16, torch.bfloat16),
+    "cuda": (torch.float32, torch.float16, torch.bfloat16),
+}
+
+
+def _kernels(backend: str):
+    """The module implementing the contract for ``backend``."""
+    if backend == "triton":
+        from ..kernels import mt_lif as triton_mt_lif
+
+        return triton_mt_lif
+    import fastsnn._C  # noqa: F401  (registers torch.ops.fastsnn_C)
+
+    return torch.ops.fastsnn_C
+
+
+@torch.library.custom_op("fastsnn::mt_lif_forward", mutates_args=())
+def _forward(x: Tensor, decay: Tensor, syn_decay: Optional[Tensor], v0: Optional[Tensor],
+             threshold: float, levels: int, reset: int, surrogate: int, width: float,
+             detach_reset: bool, form: int, save: int, save_j: bool,
+             backend: str) -> tuple[Tensor, Tensor, Tensor]:
+    return tuple(_kernels(backend).mt_lif_forward(
+        x, decay, syn_decay, v0, threshold, levels, reset, surrogate, width, detach_reset,
+        form, save, save_j))
+
+
+@_forward.register_fake
+def _(x, decay, syn_decay, v0, threshold, levels, reset, surrogate, width, detach_reset,
+      form, save, save_j, backend):
+    acc = ref.compute_dtype(x.dtype)
+    saved = {SAVE_NONE: x.new_empty(0), SAVE_SG: torch.empty_like(x),
+             SAVE_H: torch.empty_like(x, dtype=acc)}[save]
+    j = torch.empty_like(x, dtype=acc) if save_j else x.new_empty(0, dtype=acc)
+    return torch.empty_like(x), saved, j
+
+
+@torch.library.custom_op("fastsnn::mt_lif_backward", mutates_args=())
+def _backward(grad_s: Tensor, s: Tensor, saved: Tensor, j: Tensor, decay: Tensor,
+              syn_decay: Optional[Tensor], v0: Optional[Tensor], threshold: float,
+              levels: int, reset: int, surrogate: int, width: float, detach_reset: bool,
+              form: int, save: int, decay_grad: bool, syn_grad: bool,
+              backend: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    return tuple(_kernels(backend).mt_lif_backward(
+        grad_s, s, saved, j, decay, syn_decay, v0, threshold, levels, reset, surrogate,
+        width, detach_reset, form, save, decay_grad, syn_grad))
+
+
+@_backward.register_fake
+def _(grad_s, s, saved, j, decay, syn_decay, v0, threshold, levels, reset, surrogate, width,
+      detach_reset, form, save, decay_grad, syn_grad, backend):
+    gsyn = decay.new_empty(0) if syn_decay is None else torch.empty_like(syn_decay)
+    gv0 = decay.new_empty(0) if v0 is None else torch.empty_like(v0)
+    return torch.empty_like(grad_s), torch.empty_like(decay), gsyn, gv0
+
+
+_OPTION_NAMES = ("threshold", "levels", "reset", "surrogate", "width", "detach_reset", "form")
+
+
+def _setup_context(ctx, inputs, output):
+    x, decay, syn_decay, v0, *options, save, save_j, backend = inputs
+    s, saved, j = output
+    ctx.save_for_backward(s, saved, j, decay, syn_decay, v0)
+    ctx.options = tuple(options)
+    ctx.save = save
+    ctx.backend = backend
+
+
+def _autograd_backward(ctx, grad_s, _grad_saved, _grad_j):
+    s, saved, j, decay, syn_decay, v0 = ctx.saved_tensors
+    decay_grad, syn_grad, _, v0_grad = ctx.needs_input_grad[:4]
+    if ctx.save == SAVE_NONE:
+        raise RuntimeError("mt_lif: backward through a call made without grad enabled")
+    gx, gdecay, gsyn, gv0 = _backward(
+        grad_s.contiguous(), s, saved, j, decay, syn_decay, v0, *ctx.options, ctx.save,
+        decay_grad, syn_grad and syn_decay is not None, ctx.backend)
+    return (gx, gdecay if decay_grad else None,
+            gsyn if syn_grad and syn_decay is not None else None,
+            gv0 if v0_grad else None) + (None,) * 10
+
+
+_forward.register_autograd(_autograd_backward, setup_context=_setup_context)
+
+
+def _param(p, name: str, x: Tensor, acc: torch.dtype) -> Tensor:
+    """A float / 0-d / [C] parameter as the contract's ``[1]`` or ``[C]`` tensor."""
+    channels = x.shape[2] if x.dim() > 2 else 1
+    if not isinstance(p, Tensor):
+        if not isinstance(p, (int, float)) or isinstance(p, bool):
+            raise TypeError(f"{name} must be a float or a tensor, got {type(p).__name__}")
+        p = torch.tensor([float(p)], dtype=acc, device=x.device)
+    if not p.is_floating_point():
+        raise TypeError(f"{name} must be a floating tensor, got {p.dtype}")
+    if p.device != x.device:
+        raise ValueError(f"{name} is on {p.device} but x is on {x.device}")
+    if p.dim() > 1 or (p.dim() == 1 and p.numel() not in (1, channels)):
+        raise ValueError(f"{name} must be a float, a 0-d tensor or a [C] tensor with "
+                         f"C = x.shape[2] = {channels}; got shape {tuple(p.shape)}")
+    if not torch.compiler.is_compiling() and p.numel() and not bool(
+            ((p > 0) & (p <= 1)).all()):
+        raise ValueError(f"{name} must lie in (0, 1]; got values in "
+                         f"[{p.min().item():g}, {p.max().item():g}]")
+    return p.reshape(-1).to(acc).contiguous()
+
+
+def _check(x, threshold, levels, reset, surrogate, width, form, v0, backend):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a tensor, got {type(x).__name__}")
+    if x.dim() < 2:
+        raise ValueError(f"x must be [T, N, ...] with at least 2 dims, got shape "
+                         f"{tuple(x.shape)}")
+    if x.dtype not in DTYPES[backend]:
+        raise TypeError(f"x dtype {x.dtype} is not supported by the {backend} backend "
+                        f"(supported: {DTYPES[backend]})")
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
+        raise ValueError(f"levels must be an int >= 1, got {levels!r}")
+    if not threshold > 0:
+        raise ValueError(f"threshold must be > 0, got {threshold!r}")
+    if width is not None and not width > 0:
+        raise ValueError(f"width must be > 0, got {width!r}")
+    if reset not in RESETS:
+        raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
+    if surrogate not in SURROGATES:
+        raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
+    if form not in FORMS:
+        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
+    if v0 is not None:
+        if not isinstance(v0, Tensor):
+            raise TypeError(f"v0 must be a tensor, got {type(v0).__name__}")
+        if v0.device != x.device:
+            raise ValueError(f"v0 is on {v0.device} but x is on {x.device}")
+        try:
+            torch.broadcast_shapes(v0.shape, x.shape[1:])
+        except RuntimeError:
+            raise ValueError(f"v0 of shape {tuple(v0.shape)} does not broadcast to one "
+                             f"step of x, {tuple(x.shape[1:])}") from None
+
+
+def _rounded(value: float, acc: torch.dtype) -> float:
+    """``value`` rounded to the compute dtype: kernels and reference then agree bit for bit."""
+    return float(torch.tensor(float(value), dtype=acc))
+
+
+def mt_lif(x: Tensor, decay: Union[float, Tensor] = 0.5, *, threshold: float = 1.0,
+           levels: int = 1, reset: str = "hard", surrogate: str = "rect",
+           width: Optional[float] = None, detach_reset: bool = False, form: str = "stbp",
+           syn_decay: Union[None, float, Tensor] = None, v0: Optional[Tensor] = None,
+           backend: Optional[str] = None) -> Tensor:
+    """Spikes of a multi-threshold LIF neuron over time; same shape and dtype as ``x``.
+
+    ``x`` is ``[T, N, C, ...]``. Per element and step: optional synaptic current
+    ``j = syn_decay*j + x``, charge ``h = decay*u + c*j`` (``c = 1`` for ``form="stbp"``,
+    ``1 - decay`` for ``"plif"``), spike ``s`` = number of thresholds ``k*threshold``
+    (k = 1..``levels``) reached, then ``reset`` ("hard" to 0, "soft" subtracts
+    ``threshold*s``, "none"). ``decay``/``syn_decay`` are floats, 0-d or ``[C]`` tensors
+    (C = ``x.shape[2]``) and may require grad; ``v0`` is the initial membrane.
+    Gradients use the surrogate ``surrogate`` of width ``width`` (default ``threshold``)
+    per threshold; the three surrogate shapes are a reconstruction of paper A's
+    approximated derivatives (SPEC.md section 1).
+    """
+    chosen = _backends.choose(backend, x.device if isinstance(x, Tensor) else
+                              torch.device("cpu"), KERNEL)
+    _check(x, threshold, levels, reset, surrogate, width, form, v0, chosen)
+    acc = ref.compute_dtype(x.dtype)
+    decay_t = _param(decay, "decay", x, acc)
+    syn_t = None if syn_decay is None else _param(syn_decay, "syn_decay", x, acc)
+    threshold = _rounded(threshold, acc)
+    width = threshold if width is None else _rounded(width, acc)
+    if chosen == "reference":
+        return ref.mt_lif(x, decay_t if decay_t.numel() > 1 else decay_t.reshape(()),
+                          threshold=threshold, levels=levels, reset=reset,
+                          surrogate=surrogate, width=width, detach_reset=detach_reset,
+                          form=form, syn_decay=syn_t if syn_t is None or syn_t.numel() > 1
+                          else syn_t.reshape(()), v0=v0)
+    shape = x.shape
+    x4 = x.reshape(shape[0], shape[1], shape[2] if x.dim() > 2 else 1, -1).contiguous()
+    v0_t = None if v0 is None else v0.to(acc).expand(shape[1:]).reshape(x4.shape[1:])
+    save, save_j = _save_mode(x, decay_t, syn_t, v0_t, reset, detach_reset, form)
+    s, _, _ = _forward(x4, decay_t, syn_t, None if v0_t is None else v0_t.contiguous(),
+                       threshold, levels, RESETS.index(reset), SURROGATES.index(surrogate),
+                       width, detach_reset, FORMS.index(form), save, save_j, chosen)
+    return s.reshape(shape)
+
+
+def _save_mode(x, decay, syn, v0, reset, detach_reset, form) -> tuple[int, bool]:
+    """What the backward must keep for this option set (table in the module docstring)."""
+    needs = [t is not None and t.requires_grad for t in (x, decay, syn, v0)]
+    if not torch.is_grad_enabled() or not any(needs):
+        return SAVE_NONE, False
+    decay_grad, syn_grad = needs[1], needs[2]
+    hard_attached = reset == "hard" and not detach_reset
+    save = SAVE_H if hard_attached or decay_grad else SAVE_SG
+    save_j = syn is not None and (syn_grad or (decay_grad and form == "plif"))
+    return save, save_j
+
+
+def saved_bytes_per_step(dtype: torch.dtype, *, reset="hard", detach_reset=False,
+                         decay_grad=False, syn_grad=False, synaptic=False,
+                         form="stbp") -> int:
+    """Bytes the backward keeps per element per time step for an option set."""
+    x = torch.empty(0, dtype=dtype, requires_grad=True)
+    dec = torch.empty(1, requires_grad=decay_grad)
+    syn = torch.empty(1, requires_grad=syn_grad) if synaptic else None
+    with torch.enable_grad():
+        save, save_j = _save_mode(x, dec, syn, None, reset, detach_reset, form)
+    acc_size = ref.compute_dtype(dtype).itemsize
+    kept = {SAVE_NONE: 0, SAVE_SG: dtype.itemsize, SAVE_H: acc_size}[save]
+    return kept + (acc_size if save_j else 0)

@@ -1,0 +1,214 @@
+"""Multi-threshold LIF over time: the executable form of SPEC.md sections 1 and 2.
+
+Every fast backend must reproduce this file. Two parts:
+
+* ``mt_lif``: the forward recursion with autograd through straight-through functions
+  (hard staircase forward, surrogate ``g`` backward). ``smooth=True`` swaps the staircase and
+  the reset indicator for their smooth integrals ``G`` (test-only), which makes the map
+  differentiable so ``torch.autograd.gradcheck`` can check the plumbing through time.
+* ``backward_recursion``: SPEC.md's backward equations written out step by step, the
+  contract the fused backward kernels implement.
+
+Arithmetic conventions every backend follows so that spikes match bit for bit:
+the recursion runs in float32 (float64 for float64 input) whatever the storage dtype;
+``h = lam*u + c*j`` is two roundings (no fused multiply-add);
+``s`` counts the thresholds reached, ``sum_k [h >= k*threshold]`` with ``k*threshold``
+rounded once in the compute dtype (see ``staircase``); the reset fires on ``h >= threshold``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import torch
+
+from .surrogate import bump, integral, multi_bump
+
+Scalar = Union[float, torch.Tensor]
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the recursion runs in: float64 stays, everything else is float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def per_channel(p: Scalar, like: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Shape a float / 0-d / [C] parameter so it broadcasts over one step ``[N, C, ...]``.
+
+    Floats become tensors of the compute dtype first, so that derived values such as
+    ``1 - decay`` are rounded in the compute dtype exactly as the kernels round them.
+    """
+    p = torch.as_tensor(p, device=like.device).to(dtype)
+    if p.dim() == 0 or p.numel() == 1:
+        return p.reshape(())
+    return p.reshape((1, -1) + (1,) * (like.dim() - 2))
+
+
+def staircase(h: torch.Tensor, threshold: float, levels: int) -> torch.Tensor:
+    """Number of thresholds ``k*threshold`` (k = 1..K) that ``h`` reaches (``>=``).
+
+    Equal to ``clamp(floor(h / threshold), 0, K)`` away from float rounding at the exact
+    thresholds; counting comparisons makes ``s >= 1`` coincide with the reset test
+    ``h >= threshold`` bit for bit, so a spike and a hard reset can never disagree.
+    """
+    s = torch.zeros_like(h)
+    for k in range(1, levels + 1):
+        s = s + (h >= float(k) * threshold).to(h.dtype)
+    return s
+
+
+class _Staircase(torch.autograd.Function):
+    """``staircase`` forward, sum_k g(h - k*vth) backward."""
+
+    @staticmethod
+    def forward(ctx, h, threshold, levels, kind, a):
+        ctx.save_for_backward(h)
+        ctx.args = (threshold, levels, kind, a)
+        return staircase(h, threshold, levels)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (h,) = ctx.saved_tensors
+        return grad * multi_bump(h, *ctx.args), None, None, None, None
+
+
+class _Fired(torch.autograd.Function):
+    """H(h - vth) forward (as ``h >= vth``), g(h - vth) backward."""
+
+    @staticmethod
+    def forward(ctx, h, threshold, kind, a):
+        ctx.save_for_backward(h)
+        ctx.args = (threshold, kind, a)
+        return (h >= threshold).to(h.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (h,) = ctx.saved_tensors
+        threshold, kind, a = ctx.args
+        return grad * bump(h - threshold, kind, a), None, None, None
+
+
+def _spike(h, threshold, levels, kind, a, smooth):
+    if smooth:
+        return sum(integral(h - k * threshold, kind, a) for k in range(1, levels + 1))
+    return _Staircase.apply(h, threshold, levels, kind, a)
+
+
+def _fired(h, threshold, kind, a, smooth):
+    if smooth:
+        return integral(h - threshold, kind, a)
+    return _Fired.apply(h, threshold, kind, a)
+
+
+def _reset(h, s, threshold, kind, a, reset, detach_reset, smooth):
+    if reset == "hard":
+        fired = _fired(h, threshold, kind, a, smooth)
+        return h * (1 - (fired.detach() if detach_reset else fired))
+    if reset == "soft":
+        return h - threshold * (s.detach() if detach_reset else s)
+    return h
+
+
+def trajectory(x, decay=0.5, *, threshold=1.0, levels=1, reset="hard", surrogate="rect",
+               width=None, detach_reset=False, form="stbp", syn_decay=None, v0=None,
+               smooth=False):
+    """Run the recursion; returns per-step lists ``(s, h, j, u)`` in the compute dtype.
+
+    ``u`` has T+1 entries (``u[0]`` is the initial membrane), ``j`` has T+1 entries
+    (``j[0] = 0``).
+    """
+    acc = compute_dtype(x.dtype)
+    a = float(threshold if width is None else width)
+    xa = x.to(acc)
+    step0 = xa[0] if x.shape[0] > 0 else xa.new_zeros(x.shape[1:])
+    lam = per_channel(decay, step0, acc)
+    c = 1.0 if form == "stbp" else 1 - lam
+    alpha = None if syn_decay is None else per_channel(syn_decay, step0, acc)
+    u = [torch.zeros_like(step0) if v0 is None else v0.to(acc).expand_as(step0)]
+    j = [torch.zeros_like(step0)]
+    s, h = [], []
+    for t in range(x.shape[0]):
+        jt = xa[t] if alpha is None else alpha * j[-1] + xa[t]
+        ht = lam * u[-1] + c * jt
+        st = _spike(ht, threshold, levels, surrogate, a, smooth)
+        u.append(_reset(ht, st, threshold, surrogate, a, reset, detach_reset, smooth))
+        j.append(jt)
+        s.append(st)
+        h.append(ht)
+    return s, h, j, u
+
+
+def mt_lif(x: torch.Tensor, decay: Scalar = 0.5, *, threshold: float = 1.0, levels: int = 1,
+           reset: str = "hard", surrogate: str = "rect", width: Optional[float] = None,
+           detach_reset: bool = False, form: str = "stbp", syn_decay: Optional[Scalar] = None,
+           v0: Optional[torch.Tensor] = None, smooth: bool = False) -> torch.Tensor:
+    """Spikes ``[T, N, C, ...]`` of the multi-threshold LIF (see module docstring)."""
+    s, *_ = trajectory(x, decay, threshold=threshold, levels=levels, reset=reset,
+                       surrogate=surrogate, width=width, detach_reset=detach_reset, form=form,
+                       syn_decay=syn_decay, v0=v0, smooth=smooth)
+    if not s:
+        return torch.empty_like(x)
+    return torch.stack(s).to(x.dtype)
+
+
+def _reduce_like(g: torch.Tensor, p) -> Optional[torch.Tensor]:
+    """Sum a full-shape gradient down to the shape of parameter ``p`` (None for floats)."""
+    if not isinstance(p, torch.Tensor):
+        return None
+    if p.numel() == 1:
+        return g.sum().reshape(p.shape)
+    dims = [d for d in range(g.dim()) if d != 1]
+    return g.sum(dim=dims).reshape(p.shape)
+
+
+def backward_recursion(grad_s, x, decay=0.5, *, threshold=1.0, levels=1, reset="hard",
+                       surrogate="rect", width=None, detach_reset=False, form="stbp",
+                       syn_decay=None, v0=None, smooth=False):
+    """SPEC.md's backward equations, step by step. Returns ``(gx, gdecay, gsyn, gv0)``.
+
+    ``gdecay``/``gsyn`` are None for float parameters; ``gv0`` is None without ``v0``.
+    """
+    with torch.no_grad():
+        _, h, j, u = trajectory(x, decay, threshold=threshold, levels=levels, reset=reset,
+                                surrogate=surrogate, width=width, detach_reset=detach_reset,
+                                form=form, syn_decay=syn_decay, v0=v0, smooth=smooth)
+    acc = compute_dtype(x.dtype)
+    a = float(threshold if width is None else width)
+    step0 = torch.zeros(x.shape[1:], dtype=acc, device=x.device)
+    lam = per_channel(decay, step0, acc)
+    c = 1.0 if form == "stbp" else 1 - lam
+    alpha = None if syn_decay is None else per_channel(syn_decay, step0, acc)
+    gS = grad_s.to(acc)
+    gu = torch.zeros_like(step0)
+    gj = torch.zeros_like(step0)
+    gdecay = torch.zeros_like(step0)
+    gsyn = torch.zeros_like(step0)
+    gx = torch.zeros_like(gS)
+    for t in reversed(range(x.shape[0])):
+        ht = h[t]
+        sg = multi_bump(ht, threshold, levels, surrogate, a)
+        if reset == "hard":
+            fired = integral(ht - threshold, surrogate, a) if smooth else (ht >= threshold).to(acc)
+            dudh = 1 - fired
+            if not detach_reset:
+                dudh = dudh - ht * bump(ht - threshold, surrogate, a)
+        elif reset == "soft":
+            dudh = 1 - threshold * sg if not detach_reset else torch.ones_like(ht)
+        else:
+            dudh = torch.ones_like(ht)
+        gh = gS[t] * sg + gu * dudh
+        gu = lam * gh
+        gdecay = gdecay + gh * (u[t] if form == "stbp" else u[t] - j[t + 1])
+        gjt = c * gh
+        if alpha is not None:
+            gjt = gjt + gj
+            gsyn = gsyn + gjt * j[t]
+            gj = alpha * gjt
+        gx[t] = gjt
+    gv0 = None if v0 is None else _sum_to(gu, v0)  # after the loop gu = lam * gh[1]
+    return (gx.to(x.dtype), _reduce_like(gdecay, decay), _reduce_like(gsyn, syn_decay), gv0)
+
+
+def _sum_to(g: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Reduce a broadcast gradient back to ``like``'s shape (v0 may broadcast)."""
+    return g.sum_to_size(like.shape).to(like.dtype)
