@@ -20,7 +20,7 @@ import torch
 BACKENDS = ("reference", "cpu", "triton", "cuda")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _extension() -> tuple[bool, str]:
     try:
         importlib.import_module("fastsnn._C")
@@ -29,7 +29,7 @@ def _extension() -> tuple[bool, str]:
     return True, ""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _triton() -> tuple[bool, str]:
     try:
         importlib.import_module("triton")
@@ -46,8 +46,11 @@ def has_kernel(kernel: str, dispatch_key: str) -> bool:
     """Whether ``fastsnn_C::<kernel>`` has a kernel registered for ``dispatch_key``."""
     if not _extension()[0]:
         return False
-    name = f"fastsnn_C::{kernel}"
-    return torch._C._dispatch_has_kernel_for_dispatch_key(name, dispatch_key)
+    try:
+        return torch._C._dispatch_has_kernel_for_dispatch_key(f"fastsnn_C::{kernel}",
+                                                              dispatch_key)
+    except RuntimeError:  # the op itself is not registered in this build
+        return False
 
 
 def why_not(backend: str, device: str, kernel: Optional[str] = None) -> str:

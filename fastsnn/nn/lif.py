@@ -16,8 +16,9 @@ class MultiThresholdLIF(nn.Module):
 
     ``learnable_decay=True`` holds ``w`` with ``decay = sigmoid(w)``, initialised at
     ``decay`` (default 0.5, i.e. ``tau = 1 / (1 - decay) = 2``, the PLIF initialisation),
-    one per layer or one per channel with ``per_channel=C``. ``syn_decay`` turns on the fused synaptic
-    current; ``learnable_syn=True`` makes it ``sigmoid(v)`` (init 0.5), shaped like the decay.
+    one per layer or one per channel with ``per_channel=C``. ``syn_decay`` turns on the
+    fused synaptic current; ``learnable_syn=True`` makes it ``sigmoid(v)`` (init 0.5, or
+    ``syn_decay``), shaped like the decay.
     """
 
     def __init__(self, levels: int = 1, threshold: float = 1.0, decay: float = 0.5,

@@ -42,7 +42,8 @@ import torch
 from torch import Tensor
 
 from .. import _backends
-from ..reference import mt_lif as ref
+from ..reference.mt_lif import compute_dtype
+from ..reference.mt_lif import mt_lif as reference_mt_lif
 from ..reference.surrogate import SURROGATES
 
 RESETS = ("hard", "soft", "none")
@@ -81,7 +82,7 @@ def _forward(x: Tensor, decay: Tensor, syn_decay: Optional[Tensor], v0: Optional
 @_forward.register_fake
 def _(x, decay, syn_decay, v0, threshold, levels, reset, surrogate, width, detach_reset,
       form, save, save_j, backend):
-    acc = ref.compute_dtype(x.dtype)
+    acc = compute_dtype(x.dtype)
     saved = {SAVE_NONE: x.new_empty(0), SAVE_SG: torch.empty_like(x),
              SAVE_H: torch.empty_like(x, dtype=acc)}[save]
     j = torch.empty_like(x, dtype=acc) if save_j else x.new_empty(0, dtype=acc)
@@ -214,13 +215,13 @@ def mt_lif(x: Tensor, decay: Union[float, Tensor] = 0.5, *, threshold: float = 1
     chosen = _backends.choose(backend, x.device if isinstance(x, Tensor) else
                               torch.device("cpu"), KERNEL)
     _check(x, threshold, levels, reset, surrogate, width, form, v0, chosen)
-    acc = ref.compute_dtype(x.dtype)
+    acc = compute_dtype(x.dtype)
     decay_t = _param(decay, "decay", x, acc)
     syn_t = None if syn_decay is None else _param(syn_decay, "syn_decay", x, acc)
     threshold = _rounded(threshold, acc)
     width = threshold if width is None else _rounded(width, acc)
     if chosen == "reference":
-        return ref.mt_lif(x, decay_t if decay_t.numel() > 1 else decay_t.reshape(()),
+        return reference_mt_lif(x, decay_t if decay_t.numel() > 1 else decay_t.reshape(()),
                           threshold=threshold, levels=levels, reset=reset,
                           surrogate=surrogate, width=width, detach_reset=detach_reset,
                           form=form, syn_decay=syn_t if syn_t is None or syn_t.numel() > 1
@@ -256,6 +257,6 @@ def saved_bytes_per_step(dtype: torch.dtype, *, reset="hard", detach_reset=False
     syn = torch.empty(1, requires_grad=syn_grad) if synaptic else None
     with torch.enable_grad():
         save, save_j = _save_mode(x, dec, syn, None, reset, detach_reset, form)
-    acc_size = ref.compute_dtype(dtype).itemsize
+    acc_size = compute_dtype(dtype).itemsize
     kept = {SAVE_NONE: 0, SAVE_SG: dtype.itemsize, SAVE_H: acc_size}[save]
     return kept + (acc_size if save_j else 0)

@@ -2,7 +2,7 @@
 
 Every fast backend must reproduce this file. Two parts:
 
-* ``mt_lif``: the forward recursion with autograd through straight-through functions
+* ``mt_lif``: the forward recursion with autograd through straight-through estimators
   (hard staircase forward, surrogate ``g`` backward). ``smooth=True`` swaps the staircase and
   the reset indicator for their smooth integrals ``G`` (test-only), which makes the map
   differentiable so ``torch.autograd.gradcheck`` can check the plumbing through time.
@@ -57,47 +57,28 @@ def staircase(h: torch.Tensor, threshold: float, levels: int) -> torch.Tensor:
     return s
 
 
-class _Staircase(torch.autograd.Function):
-    """``staircase`` forward, sum_k g(h - k*vth) backward."""
+def _straight_through(hard: torch.Tensor, h: torch.Tensor, slope: torch.Tensor):
+    """The value ``hard`` with derivative ``slope`` with respect to ``h``.
 
-    @staticmethod
-    def forward(ctx, h, threshold, levels, kind, a):
-        ctx.save_for_backward(h)
-        ctx.args = (threshold, levels, kind, a)
-        return staircase(h, threshold, levels)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (h,) = ctx.saved_tensors
-        return grad * multi_bump(h, *ctx.args), None, None, None, None
-
-
-class _Fired(torch.autograd.Function):
-    """H(h - vth) forward (as ``h >= vth``), g(h - vth) backward."""
-
-    @staticmethod
-    def forward(ctx, h, threshold, kind, a):
-        ctx.save_for_backward(h)
-        ctx.args = (threshold, kind, a)
-        return (h >= threshold).to(h.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (h,) = ctx.saved_tensors
-        threshold, kind, a = ctx.args
-        return grad * bump(h - threshold, kind, a), None, None, None
+    Written with ``detach`` instead of an ``autograd.Function`` so that ``torch.compile``
+    traces it (dynamic shapes included); ``y - y.detach()`` is exactly zero in the forward.
+    """
+    y = h * slope.detach()
+    return hard.detach() + (y - y.detach())
 
 
 def _spike(h, threshold, levels, kind, a, smooth):
     if smooth:
         return sum(integral(h - k * threshold, kind, a) for k in range(1, levels + 1))
-    return _Staircase.apply(h, threshold, levels, kind, a)
+    return _straight_through(staircase(h, threshold, levels), h,
+                             multi_bump(h, threshold, levels, kind, a))
 
 
 def _fired(h, threshold, kind, a, smooth):
+    """H(h - threshold) as ``h >= threshold``, derivative g(h - threshold)."""
     if smooth:
         return integral(h - threshold, kind, a)
-    return _Fired.apply(h, threshold, kind, a)
+    return _straight_through((h >= threshold).to(h.dtype), h, bump(h - threshold, kind, a))
 
 
 def _reset(h, s, threshold, kind, a, reset, detach_reset, smooth):

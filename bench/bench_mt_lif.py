@@ -1,0 +1,131 @@
+"""mt_lif: every available backend against the eager reference, torch.compile of the
+reference and SpikingJelly's multi-step LIFNode, forward and forward+backward.
+
+Options benchmarked are the paper-B neuron that SpikingJelly also implements (form "plif",
+hard reset, sigmoid surrogate of width 1, decay 0.5 = tau 2): with levels=1 the two compute
+the same function, which each SpikingJelly row verifies before it is timed. With levels=3
+SpikingJelly still runs its single-threshold neuron (it has no multi-threshold one).
+
+Byte floor per element and step (float32): forward reads x and writes s (8 B); the
+forward+backward pass moves x, s and the saved h in the forward (12 B) and reads grad_s and
+h, writes grad_x in the backward (12 B): 24 B.
+"""
+
+from __future__ import annotations
+
+import torch
+
+import fastsnn
+from fastsnn import _backends
+from fastsnn.reference.mt_lif import mt_lif as reference_mt_lif
+
+OPTIONS = dict(threshold=1.0, reset="hard", surrogate="sigmoid", width=1.0, form="plif")
+DECAY = 0.5
+
+
+def _spikingjelly(device):
+    """SpikingJelly's LIFNode in multi-step mode on its fastest backend for ``device``.
+
+    SpikingJelly >= 2.0 picks the backend itself (its Triton kernels on CUDA); older
+    releases take ``backend=``.
+    """
+    try:
+        import spikingjelly
+        from spikingjelly.activation_based import neuron, surrogate
+    except Exception as exc:  # not installed, or incompatible with this torch
+        return None, f"spikingjelly unavailable ({exc.__class__.__name__}: {exc})"
+    kwargs = dict(tau=1 / (1 - DECAY), decay_input=True, v_threshold=1.0, v_reset=0.0,
+                  surrogate_function=surrogate.Sigmoid(alpha=4.0), detach_reset=False,
+                  step_mode="m")
+    version = getattr(spikingjelly, "__version__", "")
+    try:
+        return neuron.LIFNode(**kwargs).to(device), f"{version or 'auto'}"
+    except TypeError:
+        pass
+    for backend in ("triton", "cupy", "torch") if device.type == "cuda" else ("torch",):
+        try:
+            return neuron.LIFNode(backend=backend, **kwargs).to(device), backend
+        except Exception:  # that backend is not available here
+            continue
+    return None, "no spikingjelly backend could be built"
+
+
+def _step(fn, x, backward):
+    """One timed call: forward, or forward+backward with a fixed incoming gradient."""
+    if not backward:
+        def fwd():
+            with torch.no_grad():
+                return fn(x)
+        return fwd
+    grad = torch.ones_like(x)
+
+    def fwd_bwd():
+        x.grad = None
+        out = fn(x)
+        out.backward(grad)
+        return out
+    return fwd_bwd
+
+
+def _shapes(quick):
+    if quick:
+        return [(t, (t, 2, 8, 4, 4)) for t in (1, 4)]
+    return [(t, (t, 32, 128, 16, 16)) for t in (1, 2, 4, 8, 32)]
+
+
+def run(suite) -> None:
+    device = suite.device
+    sj_node, sj_backend = _spikingjelly(device)
+    if sj_node is None:
+        suite.note(f"mt_lif: {sj_backend}")
+    compiled = torch.compile(reference_mt_lif, dynamic=True)
+    fast = [b for b in ("cpu", "cuda", "triton")
+            if not _backends.why_not(b, device.type, "mt_lif_forward")]
+    if device.type == "cpu" and "triton" in fast:
+        fast.remove("triton")  # the interpreter measures Python, not the kernel
+    for dtype in (torch.float32, torch.bfloat16):
+        for levels in (1, 3):
+            for t, shape in _shapes(suite.quick):
+                x = torch.randn(shape, device=device, dtype=dtype) * 1.5
+                case = f"T={t} {'x'.join(map(str, shape[1:]))} K={levels}"
+                _bench_case(suite, x, levels, case, fast, compiled, sj_node, sj_backend)
+
+
+def _bench_case(suite, x, levels, case, fast, compiled, sj_node, sj_backend):
+    dt = str(x.dtype).replace("torch.", "")
+    elems = x.numel()
+    opts = dict(OPTIONS, levels=levels)
+    xr = x.detach().clone().requires_grad_(True)
+    expected = fastsnn.mt_lif(xr, DECAY, backend="reference", **opts)
+    expected.backward(torch.ones_like(expected))
+    exp_grad = xr.grad.clone()
+    tol = dict(atol=1e-5, rtol=1e-5) if x.dtype == torch.float32 else dict(atol=2e-2, rtol=2e-2)
+    impls = {b: (lambda v, b=b: fastsnn.mt_lif(v, DECAY, backend=b, **opts)) for b in fast}
+    impls["reference"] = lambda v: fastsnn.mt_lif(v, DECAY, backend="reference", **opts)
+    impls["compiled-ref"] = lambda v: compiled(v, torch.tensor(DECAY, device=v.device), **opts)
+    if sj_node is not None:
+        impls[f"spikingjelly-{sj_backend}"] = lambda v: _run_sj(sj_node, v)
+    for name, fn in impls.items():
+        xv = x.detach().clone().requires_grad_(True)
+        out = fn(xv)
+        if name.startswith("spikingjelly") and levels != 1:
+            pass  # a different function (single threshold): timed for scale only
+        else:
+            out.backward(torch.ones_like(out))
+            suite.verify(f"mt_lif {name} {case} {dt}", (out, xv.grad), (expected, exp_grad),
+                         exact=False, **tol)
+            suite.verify(f"mt_lif {name} {case} {dt} spikes", out, expected,
+                         exact=x.dtype == torch.float32)
+        item = x.element_size()
+        for backward in (False, True):
+            floor = elems * (2 * item + (4 + 4 + 2 * item) * backward)
+            suite.time(_step(fn, xv, backward), op="mt_lif", case=case, dtype=dt, impl=name,
+                       direction="fwd+bwd" if backward else "fwd", bytes_moved=floor,
+                       work=elems)
+
+
+def _run_sj(node, x):
+    from spikingjelly.activation_based import functional
+
+    functional.reset_net(node)
+    return node(x)
