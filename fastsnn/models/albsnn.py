@@ -1,0 +1,73 @@
+"""ALBSNN (paper D): a conv SNN whose layers ALBSNN may binarise, with a GAP head.
+
+No fully connected layers: the last conv maps to ``num_classes`` channels, global average
+pooling gives per-step logits, averaged over T (SPEC.md section 6). Every conv is a
+``BinaryConv2d`` that starts in full precision; ``fastsnn.albsnn.LayerSelector`` switches
+the chosen ones to binarised mode. Static images are repeated over T (direct encoding), so
+the first conv sees analog input and stays full precision by default.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from ..nn.binary_conv import BinaryConv2d
+from ..nn.lif import MultiThresholdLIF
+
+
+class _ConvBNLIF(nn.Module):
+    def __init__(self, cin, cout, levels, pool, lif_kw):
+        super().__init__()
+        self.conv = BinaryConv2d(cin, cout, 3, padding=1, bias=False, levels=levels)
+        self.conv.set_binarized(False)
+        self.bn = nn.BatchNorm2d(cout)
+        self.lif = MultiThresholdLIF(levels=levels, **lif_kw)
+        # max pooling keeps spike values integral, so the next conv can run packed
+        self.pool = nn.MaxPool2d(2) if pool else None
+
+    def forward(self, x):  # [T, N, C, H, W]
+        y = self.bn(self.conv(x).flatten(0, 1)).unflatten(0, x.shape[:2])
+        s = self.lif(y)
+        if self.pool is None:
+            return s
+        return self.pool(s.flatten(0, 1)).unflatten(0, s.shape[:2])
+
+
+class ALBSNN(nn.Module):
+    """``widths`` conv stages (3x3, BN, multi-threshold LIF), the stages listed in
+    ``pool_after`` followed by 2x2 max pooling, then a 1x1 classifier conv + GAP, averaged
+    over T. Every conv after the first sees spikes, so each can run packed."""
+
+    def __init__(self, num_classes: int, in_channels: int = 1, widths=(32, 64, 128),
+                 pool_after=(0, 1), T: int = 1, levels: int = 1, **lif_kw):
+        super().__init__()
+        if T < 1:
+            raise ValueError(f"T must be >= 1, got {T!r}")
+        self.T = T
+        lif_kw = {"threshold": 1.0, "decay": 0.5, "reset": "soft", "surrogate": "rect",
+                  **lif_kw}
+        stages, cin = [], in_channels
+        for i, w in enumerate(widths):
+            stages.append(_ConvBNLIF(cin, w, levels, i in pool_after, lif_kw))
+            cin = w
+        self.features = nn.Sequential(*stages)
+        self.classifier = BinaryConv2d(cin, num_classes, 1, bias=True, levels=levels)
+        self.classifier.set_binarized(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4:  # static image: repeat over T (direct encoding)
+            x = x.unsqueeze(0).expand(self.T, *x.shape)
+        y = self.classifier(self.features(x))  # [T, N, classes, H, W]
+        return y.mean(dim=(0, 3, 4))
+
+    def export_packed(self) -> nn.Module:
+        """An inference copy whose binarised layers hold packed weights and run the packed
+        ``binary_conv2d`` kernel; full-precision layers are unchanged."""
+        model = copy.deepcopy(self).eval()
+        for module in model.modules():
+            if isinstance(module, BinaryConv2d) and module.binarized:
+                module.pack()
+        return model
