@@ -222,7 +222,9 @@ def _grads(out, tensors, seed):
     return torch.autograd.grad(out, tensors, g, allow_unused=True)
 
 
-@pytest.mark.parametrize("backend", _backends())
+# The backward is the same Python code for every kernel backend (the interpreted triton
+# forward is slow; its gradients are covered by the clipped-estimator test below).
+@pytest.mark.parametrize("backend", [b for b in _backends() if b != "triton"])
 @pytest.mark.parametrize("alpha_kind", ["channel", "tensor", None])
 @given(case=conv_cases(max_channels=80), seed=st.integers(0, 2**31 - 1))
 @settings(max_examples=10)

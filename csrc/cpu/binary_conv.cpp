@@ -425,6 +425,7 @@ struct Shared {
   const int32_t* pixpop;
   Weights wts;
   std::vector<int64_t> taps;         // tap offsets in packed-image pixels, row-major
+  std::vector<int64_t> unit_lo, unit_hi;  // per im2col word: its 32-bit units' offsets
   std::vector<TapRange> rows, cols;  // sign only
   TileKernel kernel;
 };
@@ -432,43 +433,34 @@ struct Shared {
 struct TileBuffers {
   std::vector<uint64_t> xt;      // [bits][K64][kTile]
   std::vector<int64_t> acc;      // [nr][kTile]
+  std::vector<int64_t> origin;   // [kTile] offset of each pixel's packed words in img
   std::vector<int64_t> offset;   // [kTile] dot - mult * S, less the sign mode's weight term
   std::vector<int64_t> scratch;  // [kTile] sign: offset less the weight term of one channel
   std::vector<int32_t> corner;   // sign: [kTile][4] prefix-table corners of the valid taps
 };
 
-// One pixel's im2col row of plane b as 64-bit words, written down column q of xt (stride
-// kTile). Even W32: whole 64-bit words per tap; odd W32: units paired across taps.
-void gather_pixel(const Shared& s, const uint32_t* origin, int b, uint64_t* col) {
-  const Layout& L = s.L;
-  const uint32_t* base = origin + b * L.W32;
-  if ((L.W32 & 1) == 0) {
-    for (const int64_t tap : s.taps) {
-      const uint32_t* src = base + tap * L.pixel;
-      for (int64_t w = 0; w < L.W32; w += 2, col += kTile)
-        *col = uint64_t(src[w]) | uint64_t(src[w + 1]) << 32;
+// Word k of the tile's im2col rows, for its first `count` pixels: 32-bit units lo and hi
+// (offsets from each pixel's words; hi < 0: none, the row's zero padding) as lo | hi << 32.
+// Adjacent units (hi == lo + 1: the same tap) are one 64-bit load per pixel.
+FASTSNN_BCONV_CLONES
+void gather_word(const uint32_t* img, const int64_t* origin, int64_t count, int64_t lo,
+                 int64_t hi, uint64_t* dst) {
+  if (hi == lo + 1) {
+    for (int64_t q = 0; q < count; ++q) {
+      const uint32_t* u = img + origin[q] + lo;
+      dst[q] = uint64_t(u[0]) | uint64_t(u[1]) << 32;
     }
-    return;
+  } else if (hi < 0) {
+    for (int64_t q = 0; q < count; ++q) dst[q] = img[origin[q] + lo];
+  } else {
+    for (int64_t q = 0; q < count; ++q)
+      dst[q] = uint64_t(img[origin[q] + lo]) | uint64_t(img[origin[q] + hi]) << 32;
   }
-  uint64_t pending = 0;
-  bool half = false;
-  for (const int64_t tap : s.taps) {
-    const uint32_t* src = base + tap * L.pixel;
-    for (int64_t w = 0; w < L.W32; ++w) {
-      if (half) {
-        *col = pending | uint64_t(src[w]) << 32;
-        col += kTile;
-      } else {
-        pending = src[w];
-      }
-      half = !half;
-    }
-  }
-  if (half) *col = pending;
 }
 
-// The tile's im2col rows (xt) and per-pixel terms of the dot that do not depend on the
-// output channel: spike -X, sign Cin * valid taps - 2 popc(a) (+ the prefix-table corners).
+// The tile's im2col rows (xt, k-major) and the per-pixel terms of the dot that do not depend
+// on the output channel: spike -X, sign Cin * valid taps - 2 popc(a) (+ the prefix-table
+// corners of the valid taps).
 void gather_tile(const Shared& s, int64_t n, int64_t pix0, int64_t count, TileBuffers& tb) {
   const BinaryConvParams& p = *s.p;
   const Layout& L = s.L;
@@ -476,8 +468,7 @@ void gather_tile(const Shared& s, int64_t n, int64_t pix0, int64_t count, TileBu
   int64_t oy = pix0 / p.Wout, ox = pix0 % p.Wout;
   for (int64_t q = 0; q < count; ++q) {
     const int64_t origin = (n * L.Hp + oy * p.stride_h) * L.Wp + ox * p.stride_w;
-    for (int b = 0; b < p.bits; ++b)
-      gather_pixel(s, s.img + origin * L.pixel, b, tb.xt.data() + b * L.K64 * kTile + q);
+    tb.origin[size_t(q)] = origin * L.pixel;
     int64_t sum = 0;
     for (const int64_t tap : s.taps) sum += s.pixpop[origin + tap];
     if (sign) {
@@ -497,8 +488,14 @@ void gather_tile(const Shared& s, int64_t n, int64_t pix0, int64_t count, TileBu
       ++oy;
     }
   }
-  for (int64_t q = count; q < kTile; ++q)  // tail pixels: zero words, results discarded
-    for (int64_t k = 0; k < p.bits * L.K64; ++k) tb.xt[size_t(k * kTile + q)] = 0;
+  for (int b = 0; b < p.bits; ++b)
+    for (int64_t k = 0; k < L.K64; ++k) {
+      const int64_t hi = s.unit_hi[size_t(k)];
+      gather_word(s.img, tb.origin.data(), count, s.unit_lo[size_t(k)] + b * L.W32,
+                  hi < 0 ? hi : hi + b * L.W32, tb.xt.data() + (b * L.K64 + k) * kTile);
+    }
+  for (int64_t k = 0; k < p.bits * L.K64; ++k)  // tail pixels: zero words, results discarded
+    std::fill(tb.xt.begin() + k * kTile + count, tb.xt.begin() + (k + 1) * kTile, 0u);
 }
 
 // dst[q] = float(mult * S[q] + offset[q]) * a + c; the dot fits int32 (check_params).
@@ -557,6 +554,12 @@ void binary_conv2d_forward(const BinaryConvParams& p, const float* x, const uint
   s.kernel = tile_kernel(isa);
   for (int64_t ky = 0; ky < p.KH; ++ky)
     for (int64_t kx = 0; kx < p.KW; ++kx) s.taps.push_back(ky * p.dil_h * L.Wp + kx * p.dil_w);
+  // im2col unit u = (tap u / W32, word u % W32); 64-bit word k pairs units 2k and 2k+1.
+  auto unit = [&](int64_t u) { return s.taps[size_t(u / L.W32)] * L.pixel + u % L.W32; };
+  for (int64_t k = 0; k < L.K64; ++k) {
+    s.unit_lo.push_back(unit(2 * k));
+    s.unit_hi.push_back(2 * k + 1 < L.K32 ? unit(2 * k + 1) : -1);
+  }
   const bool sign = p.activation == BinaryActivation::Sign;
   if (sign) {
     s.rows = tap_ranges(p.Hout, p.H, p.KH, p.stride_h, p.pad_h, p.dil_h);
@@ -594,6 +597,7 @@ void binary_conv2d_forward(const BinaryConvParams& p, const float* x, const uint
     tb.xt.resize(size_t(p.bits * L.K64 * kTile));
     tb.acc.resize(size_t(nr * kTile));
     tb.offset.resize(size_t(kTile));
+    tb.origin.resize(size_t(kTile));
     if (sign) {
       tb.corner.resize(size_t(4 * kTile));
       tb.scratch.resize(size_t(kTile));

@@ -98,7 +98,7 @@ def bitpack(x: Tensor, bits: int = 1, dim: int = 1) -> Tensor:
     here (``fastsnn.bitpack`` checks them).
     """
     dim = dim % x.dim()
-    v = x.movedim(dim, -1).to(torch.int64)
+    v = x.movedim(dim, -1).to(torch.uint8 if bits <= 8 else torch.int64)  # small = fast
     n = v.shape[-1]
     words = -(-n // _WORD)
     v = F.pad(v, (0, words * _WORD - n))
