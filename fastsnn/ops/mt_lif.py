@@ -38,6 +38,7 @@ Kernel contract (C++ ``fastsnn_C::mt_lif_forward/backward`` and ``kernels/mt_lif
 from __future__ import annotations
 
 import math
+import struct
 from typing import Optional, Union
 
 import torch
@@ -193,8 +194,14 @@ def _check(x, threshold, levels, reset, surrogate, width, form, v0, backend):
 
 
 def _rounded(value: float, acc: torch.dtype) -> float:
-    """``value`` rounded to the compute dtype: kernels and reference then agree bit for bit."""
-    return float(torch.tensor(float(value), dtype=acc))
+    """``value`` rounded to the compute dtype: kernels and reference then agree bit for bit.
+
+    Under torch.compile floats may be symbolic; the kernels round the value themselves when
+    they convert it, so only the eager reference path relies on this.
+    """
+    if acc == torch.float64 or torch.compiler.is_compiling():
+        return value
+    return struct.unpack("f", struct.pack("f", float(value)))[0]
 
 
 def mt_lif(x: Tensor, decay: Union[float, Tensor] = 0.5, *, threshold: float = 1.0,
