@@ -1,7 +1,7 @@
 """The CUDA mt_lif kernels' arithmetic, run on the host against the reference.
 
 ``csrc/cuda/mt_lif_step.cuh`` holds the per-element arithmetic and the per-thread time loops
-of the CUDA kernels as ``__host__ __device__`` code; ``tests/cuda_emulation/mt_lif_emu.cpp``
+of the CUDA kernels as ``__host__ __device__`` code; ``tests/cuda_emu/mt_lif_emu.cpp``
 runs exactly those loops for every thread of the grid with a host compiler. This checks the
 kernels' arithmetic bit for bit on machines without a GPU. Not covered here (they need a
 GPU): the vector loads/stores, the launch geometry and the block/segment reductions of
@@ -39,7 +39,7 @@ def emu(tmp_path_factory):
         pytest.skip("no host C++ compiler")
     lib_path = tmp_path_factory.mktemp("emu") / "mt_lif_emu.so"
     cmd = [CXX, "-O2", "-std=c++20", "-ffp-contract=off", "-fPIC", "-shared",
-           f"-I{ROOT / 'csrc'}", str(ROOT / "tests/cuda_emulation/mt_lif_emu.cpp"),
+           f"-I{ROOT / 'csrc'}", str(ROOT / "tests/cuda_emu/mt_lif_emu.cpp"),
            "-o", str(lib_path)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stderr}"
