@@ -51,6 +51,16 @@ def copy_bandwidth(device: torch.device, nbytes: int = 1 << 28) -> float:
     return 2 * src.numel() * 4 / sec
 
 
+def matmul_rate(device: torch.device, quick: bool = False) -> float:
+    """Measured dense matmul rate in FLOP/s: bfloat16 on CUDA, float32 on CPU."""
+    n = (1024 if quick else 8192) if device.type == "cuda" else (256 if quick else 1024)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    sec = median_seconds(lambda: a @ b, device, reps=5)
+    return 2 * n**3 / sec
+
+
 @dataclasses.dataclass
 class Row:
     op: str
@@ -87,6 +97,7 @@ class Suite:
         self.quick = quick
         self.rows: list[Row] = []
         self.copy_bps = copy_bandwidth(device, 1 << 24 if quick else 1 << 28)
+        self.matmul_flops = matmul_rate(device, quick)
         self.notes: list[str] = []
 
     # -- checking ------------------------------------------------------------------------
@@ -145,7 +156,8 @@ class Suite:
             "processor": platform.processor() or platform.machine(),
             "torch": torch.__version__, "threads": torch.get_num_threads(),
             "date": time.strftime("%Y-%m-%d %H:%M:%S"), "quick": self.quick,
-            "copy_bandwidth_GBps": self.copy_bps / 1e9, "rows": rows, "notes": self.notes,
+            "copy_bandwidth_GBps": self.copy_bps / 1e9,
+            "matmul_TFLOPs": self.matmul_flops / 1e12, "rows": rows, "notes": self.notes,
         }
 
     def table(self) -> str:
@@ -160,7 +172,8 @@ class Suite:
                                or k == "reference")
             lines.append(f"{r.op:<16}{r.case:<30}{r.dtype:<9}{r.impl:<18}{r.direction:<8}"
                          f"{r.median_ms:10.3f}{gbps:>8}{frac:>7}  {ratios}")
-        lines.append(f"copy bandwidth {self.copy_bps / 1e9:.1f} GB/s on {self.device_name()}")
+        lines.append(f"copy bandwidth {self.copy_bps / 1e9:.1f} GB/s, matmul "
+                     f"{self.matmul_flops / 1e12:.2f} TFLOP/s on {self.device_name()}")
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 
