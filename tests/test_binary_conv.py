@@ -289,6 +289,29 @@ def test_opcheck():
     torch.library.opcheck(torch.ops.fastsnn.binary_conv2d.default, args)
 
 
+@pytest.mark.parametrize("backend", [b for b in fast_backends(KERNEL) if b != "triton"])
+def test_fullgraph_no_recompile_across_T(backend):
+    """Under torch.compile(fullgraph=True): one graph for every T, forward and backward."""
+    from torch._dynamo.testing import CompileCounter
+
+    torch._dynamo.reset()
+    counter = CompileCounter()
+    w = torch.randn(5, 6, 3, 3, generator=generator(9)).to(DEVICE).requires_grad_(True)
+    packed = PackedBinaryWeight.from_float(w.detach())
+
+    def step(x):
+        a = fastsnn.binary_conv2d(x, w, "channel", padding=1, backend=backend)
+        return a + fastsnn.binary_conv2d(x, packed, padding=1, backend=backend)
+
+    compiled = torch.compile(step, backend=counter, fullgraph=True, dynamic=True)
+    for t in (2, 3, 7):
+        x = (torch.rand(t, 4, 6, 5, 5, generator=generator(t)) < 0.3).float().to(DEVICE)
+        got = compiled(x)
+        assert torch.equal(got, step(x))
+        got.sum().backward()
+    assert counter.frame_count == 1
+
+
 # ------------------------------------------------------------------------- module
 
 def test_module_modes_and_state_dict_round_trip():
