@@ -4,26 +4,32 @@ same binarised weights (``alpha * sign(W)``, alpha per output channel), forward,
 
 Every configuration first checks the kernel's integer dot exactly against ``F.conv2d`` on
 ``sign(W)`` and its scaled output against ``dot * alpha``; the peers are checked against the
-same result (bfloat16 loosely) before anything is timed. The fastsnn rows take the weight
-already packed (``BinaryConv2d.pack()`` / ``PackedBinaryWeight``), as inference does; the
-row extras give the weight bytes packed, float32 and bfloat16.
+same result (bfloat16 loosely) before anything is timed. The ``cpu`` / ``cuda`` rows take
+the weight already packed (``BinaryConv2d.pack()`` / ``PackedBinaryWeight``), as inference
+does; the ``<backend>+pack`` rows pass the float weight, binarised and packed in every call
+(what the functional form costs without pre-packing). The row extras give the weight bytes
+packed, float32 and bfloat16.
 
-Floor (this 2-core AMD EPYC Zen 4 VM, measured copy bandwidth ~7.5 GB/s, AVX-512 VPOPCNTDQ):
-the kernel does N*Hout*Wout*Cout*bits*ceil(KK*ceil(Cin/32)/2) 64-bit AND+popcount+add, 8 per
-zmm instruction triple, which Zen 4 retires at about 1.5 cycles (VPOPCNTQ zmm: 1/cycle);
-it reads x once (float32, 4 B per element) and writes out once (4 B per element).
+Floor (this 2-core AMD EPYC Zen 4 VM, AVX-512 VPOPCNTDQ): the kernel does
+N*Hout*Wout*Cout*bits*ceil(KK*ceil(Cin/32)/2) 64-bit AND+popcount+add, 8 per zmm instruction
+triple; Zen 4 retires one VPOPCNTQ zmm per cycle, so ~1 cycle per triple (measured: the
+micro-kernel runs at that rate, and other blockings than 8 channels x 16 pixels change
+nothing). It reads x once (float32, 4 B per element) and writes out once (4 B per element);
+one core moves ~5-10 GB/s here.
 
-=================================  =========  ==========  ==============  ===========
-shape                              popc words  zmm steps  compute floor   bytes (x+out)
-=================================  =========  ==========  ==============  ===========
-[32,128,16,16] 128->128 3x3 pad 1  18.9 M     2.36 M      ~0.5 ms (2 c.)  8.4 MB ~1.1 ms
-[32,256,8,8]   256->256 3x3 pad 1  18.9 M     2.36 M      ~0.5 ms         4.2 MB ~0.6 ms
-[8,64,32,32]   64->64   3x3 pad 1   4.7 M     0.59 M      ~0.13 ms        4.2 MB ~0.6 ms
-=================================  =========  ==========  ==============  ===========
+=================================  ==========  ==========  ===============  =============
+shape                              popc words  zmm steps   compute, 1 core  x + out bytes
+=================================  ==========  ==========  ===============  =============
+[32,128,16,16] 128->128 3x3 pad 1  18.9 M      2.36 M      ~0.65 ms         8.4 MB
+[32,256,8,8]   256->256 3x3 pad 1  18.9 M      2.36 M      ~0.65 ms         4.2 MB
+[8,64,32,32]   64->64   3x3 pad 1   4.7 M      0.59 M      ~0.16 ms         4.2 MB
+=================================  ==========  ==========  ===============  =============
 
-So the float32 input and output, not the popcounts, bound these shapes on this machine
-(a spiking network would feed uint8 / bit-packed spikes to reach the compute floor). Float32
-``F.conv2d`` does 32x the bits per multiply-accumulate: 1.2 GMAC for the first shape.
+Measured on one core (torch-free driver, min of 200): 1.5 / 1.2 / 0.53 ms, of which the
+popcount micro-kernel is ~45 %, and reading x / writing out (memory bound) most of the rest:
+the float32 input and output, not the popcounts, bound the last shape (a network feeding
+uint8 or bit-packed spikes would drop the 4 B per input element). Float32 ``F.conv2d`` does
+1.2 / 1.2 / 0.3 GMAC for these shapes.
 """
 
 from __future__ import annotations
@@ -75,6 +81,9 @@ def _bench_case(suite, x, w, pad, fast):
                  weight_bytes_bf16=w.nbytes // 2, density=DENSITY)
     impls = {b: (lambda b=b: fastsnn.binary_conv2d(x, packed, padding=pad, backend=b))
              for b in fast}
+    for b in fast:  # the functional call on the float weight: binarise + pack every call
+        impls[f"{b}+pack"] = lambda b=b: fastsnn.binary_conv2d(x, w, "channel", padding=pad,
+                                                               backend=b)
     xb, wbb = x.bfloat16(), wb.bfloat16()
     impls["F.conv2d-fp32"] = lambda: F.conv2d(x, wb, padding=pad)
     impls["F.conv2d-bf16"] = lambda: F.conv2d(xb, wbb, padding=pad)
@@ -83,7 +92,9 @@ def _bench_case(suite, x, w, pad, fast):
     for name, fn in impls.items():
         with torch.no_grad():
             out = fn()
-            if name in fast:
+            if name.endswith("+pack"):
+                suite.verify(f"binary_conv2d {name} {case}", out, expected, exact=True)
+            elif name in fast:
                 got_dot = fastsnn.binary_conv2d(x, no_alpha, padding=pad, backend=name)
                 suite.verify(f"binary_conv2d {name} {case} dot", got_dot, dot, exact=True)
                 suite.verify(f"binary_conv2d {name} {case}", out, expected, exact=True)

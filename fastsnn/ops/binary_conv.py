@@ -210,7 +210,7 @@ def _alpha_arg(alpha, weight: Optional[Tensor], cout: int) -> Optional[Tensor]:
     return ref.alpha_tensor(alpha, weight)
 
 
-def _check_x(x, backend: str) -> None:
+def _check_x(x) -> None:
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a tensor, got {type(x).__name__}")
     if x.dtype not in DTYPES:
@@ -277,7 +277,7 @@ def binary_conv2d(x: Tensor, weight: Union[Tensor, PackedBinaryWeight],
     """
     chosen = _backends.choose(backend, x.device if isinstance(x, Tensor) else
                               torch.device("cpu"), KERNEL, SUPPORTED)
-    _check_x(x, chosen)
+    _check_x(x)
     bits = _check_levels(levels, activation)
     stride, padding = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
     dilation = _pair(dilation, "dilation", 1)
