@@ -131,7 +131,8 @@ void check_params(const BinaryConvParams& p) {
                   (p.activation == BinaryActivation::Spike || p.bits == 1) &&
                   p.Hout == (p.H + 2 * p.pad_h - p.dil_h * (p.KH - 1) - 1) / p.stride_h + 1 &&
                   p.Wout == (p.W + 2 * p.pad_w - p.dil_w * (p.KW - 1) - 1) / p.stride_w + 1 &&
-                  p.Hout >= 1 && p.Wout >= 1 &&
+                  p.H + 2 * p.pad_h >= p.dil_h * (p.KH - 1) + 1 &&
+                  p.W + 2 * p.pad_w >= p.dil_w * (p.KW - 1) + 1 && p.Hout >= 1 && p.Wout >= 1 &&
                   // the dot must fit int32 (and is float-exact only below 2^24 anyway)
                   ((int64_t(1) << p.bits) - 1) * p.Cin * p.KH * p.KW < (int64_t(1) << 31);
   if (!ok) throw std::invalid_argument("binary_conv2d: inconsistent BinaryConvParams");
@@ -165,7 +166,7 @@ void or_spike_bits(const float* src, int64_t n, int c, int b, uint32_t* dst) {
 }
 
 // Packing is split into tasks of whole rows of one image (all channels), so that each task
-// also finishes its pixels' popcounts: one barrier between packing and the GEMM.
+// also finishes its pixels' popcounts (no second pass over the packed image).
 struct PackTasks {
   int64_t rows = 1, per_image = 1;  // rows per task, tasks per image
 };
@@ -228,6 +229,13 @@ struct Weights {
   std::vector<int32_t> prefix;    // sign: [Cout][(KH+1)(KW+1)] prefix sums of tap popcounts
 };
 
+// Bits of word w that hold channels (the contract leaves the rest 0; the AND-popcount
+// ignores them anyway, since x's unused bits are 0).
+uint32_t channel_mask(const BinaryConvParams& p, int64_t w) {
+  const int64_t left = p.Cin - 32 * w;
+  return left >= 32 ? ~0u : (1u << left) - 1u;
+}
+
 int kernel_channels(PopcountIsa isa) { return isa == PopcountIsa::Avx2 ? 4 : 8; }
 
 Weights pack_weights(const BinaryConvParams& p, const Layout& L, const uint32_t* wpacked,
@@ -256,8 +264,8 @@ Weights pack_weights(const BinaryConvParams& p, const Layout& L, const uint32_t*
       for (int64_t ky = 0; ky < p.KH; ++ky)
         for (int64_t kx = 0; kx < p.KW; ++kx) {
           const uint32_t* tap = wpacked + (o * L.KK + ky * p.KW + kx) * L.W32;
-          int32_t pop = 0;
-          for (int64_t w = 0; w < L.W32; ++w) pop += popcount32(tap[w]);
+          int32_t pop = 0;  // only real channels count, whatever the unused bits hold
+          for (int64_t w = 0; w < L.W32; ++w) pop += popcount32(tap[w] & channel_mask(p, w));
           t[(ky + 1) * stride + kx + 1] =
               pop + t[ky * stride + kx + 1] + t[(ky + 1) * stride + kx] - t[ky * stride + kx];
         }
