@@ -7,7 +7,7 @@ Triton, CUDA) checked against it; ``fastsnn.backends()`` says which are availabl
 from . import nn, ops, reference
 from ._backends import BACKENDS
 from ._backends import backends as _backend_report
-from .ops import mt_lif
+from .ops import binary_conv2d, bitpack, mt_lif
 
 __version__ = "0.1.0"
 
@@ -17,4 +17,5 @@ def backends() -> dict[str, dict[str, str]]:
     return _backend_report()
 
 
-__all__ = ["BACKENDS", "backends", "mt_lif", "nn", "ops", "reference", "__version__"]
+__all__ = ["BACKENDS", "backends", "binary_conv2d", "bitpack", "mt_lif", "nn", "ops",
+           "reference", "__version__"]

@@ -98,7 +98,13 @@ def choose(backend: Optional[str], device: torch.device, kernel: str,
     ``supported`` lists the backends the op implements. A forced choice that cannot run
     raises ``RuntimeError`` with the reason; the automatic choice takes the first that can.
     """
-    dev = device.type
+    return _choose(backend, device.type, kernel, tuple(supported))
+
+
+# Evaluated once per trace under torch.compile (a constant of the graph): availability
+# probes import modules and read the environment, which dynamo must not trace.
+@torch.compiler.assume_constant_result
+def _choose(backend: Optional[str], dev: str, kernel: str, supported: tuple[str, ...]) -> str:
     forced = backend if backend is not None else os.environ.get("FASTSNN_BACKEND") or None
     if forced is not None:
         if forced not in BACKENDS:

@@ -179,3 +179,8 @@ def test_bad_input(kwargs, exc, match, backend):
 def test_forced_unavailable_backend_raises():
     with pytest.raises(RuntimeError, match="unavailable"):
         fastsnn.mt_lif(torch.randn(2, 3), backend="cuda")
+
+
+def test_saved_bytes_plif_decay_grad_keeps_j():
+    assert saved_bytes_per_step(torch.float32, reset="soft", decay_grad=True,
+                                form="plif") == 8

@@ -1,5 +1,6 @@
 """Modules built on the fastsnn ops."""
 
+from .binary_conv import BinaryConv2d
 from .lif import MultiThresholdLIF
 
-__all__ = ["MultiThresholdLIF"]
+__all__ = ["BinaryConv2d", "MultiThresholdLIF"]

@@ -25,8 +25,9 @@ Kernel contract (C++ ``fastsnn_C::mt_lif_forward/backward`` and ``kernels/mt_lif
                                                              detach_reset, or decay grad
   ============  ===========================================  ===========================
 
-  plus ``j`` (compute dtype, 4 B) when the synaptic current is on and its decay, or a plif
-  decay, needs a gradient (``save_j``).
+  plus ``j`` (compute dtype, 4 B) when the synaptic decay needs a gradient, or a plif
+  decay does (``save_j``); without the synaptic current ``j[t]`` is ``x[t]`` and the
+  forward stores that.
 * forward returns ``(s, saved, j)``; unused ones are empty ``[0]`` tensors.
 * backward returns ``(gx, gdecay, gsyn, gv0)``: ``gx`` like ``x``; ``gdecay``/``gsyn``
   shaped like ``decay``/``syn_decay`` (zeros when not asked for; ``gsyn`` empty without
@@ -36,6 +37,8 @@ Kernel contract (C++ ``fastsnn_C::mt_lif_forward/backward`` and ``kernels/mt_lif
 
 from __future__ import annotations
 
+import math
+import struct
 from typing import Optional, Union
 
 import torch
@@ -122,7 +125,7 @@ def _setup_context(ctx, inputs, output):
 
 def _autograd_backward(ctx, grad_s, _grad_saved, _grad_j):
     s, saved, j, decay, syn_decay, v0 = ctx.saved_tensors
-    decay_grad, syn_grad, _, v0_grad = ctx.needs_input_grad[:4]
+    _, decay_grad, syn_grad, v0_grad = ctx.needs_input_grad[:4]
     if ctx.save == SAVE_NONE:
         raise RuntimeError("mt_lif: backward through a call made without grad enabled")
     gx, gdecay, gsyn, gv0 = _backward(
@@ -191,8 +194,14 @@ def _check(x, threshold, levels, reset, surrogate, width, form, v0, backend):
 
 
 def _rounded(value: float, acc: torch.dtype) -> float:
-    """``value`` rounded to the compute dtype: kernels and reference then agree bit for bit."""
-    return float(torch.tensor(float(value), dtype=acc))
+    """``value`` rounded to the compute dtype: kernels and reference then agree bit for bit.
+
+    Under torch.compile floats may be symbolic; the kernels round the value themselves when
+    they convert it, so only the eager reference path relies on this.
+    """
+    if acc == torch.float64 or torch.compiler.is_compiling():
+        return value
+    return struct.unpack("f", struct.pack("f", float(value)))[0]
 
 
 def mt_lif(x: Tensor, decay: Union[float, Tensor] = 0.5, *, threshold: float = 1.0,
@@ -227,7 +236,8 @@ def mt_lif(x: Tensor, decay: Union[float, Tensor] = 0.5, *, threshold: float = 1
                           form=form, syn_decay=syn_t if syn_t is None or syn_t.numel() > 1
                           else syn_t.reshape(()), v0=v0)
     shape = x.shape
-    x4 = x.reshape(shape[0], shape[1], shape[2] if x.dim() > 2 else 1, -1).contiguous()
+    x4 = x.reshape(shape[0], shape[1], shape[2] if x.dim() > 2 else 1,
+                   math.prod(shape[3:])).contiguous()
     v0_t = None if v0 is None else v0.to(acc).expand(shape[1:]).reshape(x4.shape[1:])
     save, save_j = _save_mode(x, decay_t, syn_t, v0_t, reset, detach_reset, form)
     s, _, _ = _forward(x4, decay_t, syn_t, None if v0_t is None else v0_t.contiguous(),
@@ -244,7 +254,8 @@ def _save_mode(x, decay, syn, v0, reset, detach_reset, form) -> tuple[int, bool]
     decay_grad, syn_grad = needs[1], needs[2]
     hard_attached = reset == "hard" and not detach_reset
     save = SAVE_H if hard_attached or decay_grad else SAVE_SG
-    save_j = syn is not None and (syn_grad or (decay_grad and form == "plif"))
+    # plif's decay gradient reads j[t] (= x[t] without the synaptic current)
+    save_j = (syn is not None and syn_grad) or (decay_grad and form == "plif")
     return save, save_j
 
 

@@ -1,5 +1,6 @@
 """Pure-PyTorch references: the specification (SPEC.md) in code, one module per op."""
 
+from .binary_conv import binary_conv2d
 from .mt_lif import mt_lif
 
-__all__ = ["mt_lif"]
+__all__ = ["binary_conv2d", "mt_lif"]

@@ -1,0 +1,43 @@
+"""``fastsnn.bitpack``: integers packed into int32 words along one axis (SPEC.md section 5).
+
+Layout (the one the binary convolution kernels use, see ``fastsnn.reference.binary_conv``):
+axis ``dim`` of size n becomes ``ceil(n/32)`` int32 words, bit ``i`` of word ``j`` holding
+element ``32*j + i`` (least significant bit first; bit 31 is the sign bit of the int32),
+bits beyond n zero. With ``bits > 1`` a plane axis of size ``bits`` is inserted before the
+word axis: plane ``b`` holds bit ``b`` of every value (``x = sum_b 2**b * plane_b``).
+``fastsnn.reference.binary_conv.bitunpack`` is the inverse.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..reference.binary_conv import bitpack as _bitpack
+
+
+def bitpack(x: Tensor, *, bits: int = 1, dim: int = 1) -> Tensor:
+    """Pack integer values ``0 <= x < 2**bits`` along ``dim`` into int32 words.
+
+    ``x`` may be bool, integer or floating (holding integers). Raises ``ValueError`` for
+    values that are not integers in range, and for a bad ``bits`` or ``dim``.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"x must be a tensor, got {type(x).__name__}")
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 31:
+        raise ValueError(f"bits must be an int in 1..31, got {bits!r}")
+    if x.dim() == 0:
+        raise ValueError("x must have at least one dim to pack along")
+    if isinstance(dim, bool) or not isinstance(dim, int) or not -x.dim() <= dim < x.dim():
+        raise ValueError(f"dim must be an int in [{-x.dim()}, {x.dim()}), got {dim!r}")
+    if x.is_complex():
+        raise TypeError(f"x must be bool, integer or floating, got {x.dtype}")
+    if x.dtype != torch.bool and x.numel() and not torch.compiler.is_compiling():
+        ok = (x >= 0) & (x < 2**bits)
+        if x.is_floating_point():
+            ok &= x == torch.round(x)
+        if not bool(ok.all()):
+            bad = x[~ok].reshape(-1)[0].item()
+            raise ValueError(f"x must hold integers in 0..{2**bits - 1} for bits={bits}; "
+                             f"found {bad!r}")
+    return _bitpack(x, bits=bits, dim=dim)

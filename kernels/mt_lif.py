@@ -1,0 +1,389 @@
+"""Triton backend of ``mt_lif``: one fused kernel per direction.
+
+Contract (shapes, enums, save modes, return values): the docstring of
+``fastsnn/ops/mt_lif.py``. Arithmetic: ``fastsnn/reference/mt_lif.py`` (``trajectory`` for
+the forward, ``backward_recursion`` in hard mode for the backward).
+
+Layout: one program owns ``BLOCK`` consecutive elements of one time step (the flattened
+``N*C*R``) and walks all T steps with the state (``u``, ``j``; ``gu``, ``gj``) in registers,
+so every step is one coalesced read of each input and one write of each output. A flat grid
+rather than (rows, R blocks): R is 1 for ``[T, N, C]`` inputs, where a row per program
+would leave most lanes idle; the per-channel decay is gathered once per program, outside
+the time loop, so the flat grid costs nothing there.
+
+Bit-exact forward: everything runs in float32, launched with ``enable_fp_fusion=False`` so
+``h = lam*u + c*j`` is two roundings like the reference; spikes count ``h >= k*threshold``
+with ``k*threshold`` one float32 product (the reference's double product rounded once to
+float32 is the same number because k is a small integer).
+
+``T`` is a runtime argument and excluded from specialisation (``do_not_specialize``):
+Triton would otherwise compile separate variants for T == 1 and T % 16 == 0.
+
+Parameter gradients are reduced deterministically: each element's sum over time goes to a
+workspace of one step (``[N*C*R]`` float32, written once), which torch then sums in a
+fixed order (over everything, or per channel). No atomics.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+HARD, SOFT, NO_RESET = 0, 1, 2
+STBP, PLIF = 0, 1
+SAVE_NONE, SAVE_SG, SAVE_H = 0, 1, 2
+NUM_WARPS = 4
+
+
+@triton.jit
+def _bump(z, a, SURROGATE: tl.constexpr):
+    """g(z) of one threshold (fastsnn/reference/surrogate.py ``bump``)."""
+    if SURROGATE == 0:  # rect
+        g = tl.where(tl.abs(z) < a * 0.5, 1.0 / a, 0.0)
+    elif SURROGATE == 1:  # triangle
+        g = tl.maximum(1.0 - tl.abs(z) / a, 0.0) / a
+    else:  # sigmoid: logistic of 4z/a
+        sig = 1.0 / (1.0 + tl.exp(-(4.0 * z / a)))
+        g = (4.0 / a) * sig * (1.0 - sig)
+    return g
+
+
+@triton.jit
+def _multi_bump(h, thr, a, LEVELS: tl.constexpr, SURROGATE: tl.constexpr):
+    """sg(h) = sum_k g(h - k*threshold)."""
+    sg = _bump(h - thr, a, SURROGATE)
+    for k in tl.static_range(2, LEVELS + 1):
+        sg += _bump(h - k * thr, a, SURROGATE)
+    return sg
+
+
+@triton.jit
+def _staircase(h, thr, LEVELS: tl.constexpr):
+    """Number of thresholds k*threshold that h reaches (>=), as float32."""
+    s = (h >= thr).to(tl.float32)
+    for k in tl.static_range(2, LEVELS + 1):
+        s += (h >= k * thr).to(tl.float32)
+    return s
+
+
+@triton.jit
+def _reset(h, s, thr, RESET: tl.constexpr):
+    """u[t] from h[t] and s[t]: hard to 0 on h >= threshold, soft subtracts, or none."""
+    if RESET == 0:
+        u = tl.where(h >= thr, 0.0, h)
+    elif RESET == 1:
+        u = h - thr * s
+    else:
+        u = h
+    return u
+
+
+@triton.jit
+def _channel_param(ptr, offs, mask, C, R, PER_CHANNEL: tl.constexpr):
+    """A [1] or [C] parameter for each element of the block (one load, outside the loop)."""
+    if PER_CHANNEL:
+        p = tl.load(ptr + (offs // R) % C, mask=mask, other=1.0)
+    else:
+        p = tl.load(ptr)
+    return p
+
+
+@triton.jit(do_not_specialize=["T"])
+def _mt_lif_fwd_kernel(x_ptr, decay_ptr, syn_ptr, v0_ptr, s_ptr, saved_ptr, j_ptr,
+                       T, step, C, R, thr, a,
+                       LEVELS: tl.constexpr, RESET: tl.constexpr, SURROGATE: tl.constexpr,
+                       FORM: tl.constexpr, SAVE: tl.constexpr, SAVE_J: tl.constexpr,
+                       HAS_SYN: tl.constexpr, HAS_V0: tl.constexpr,
+                       DECAY_PER_C: tl.constexpr, SYN_PER_C: tl.constexpr,
+                       BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < step
+    lam = _channel_param(decay_ptr, offs, mask, C, R, DECAY_PER_C)
+    c = 1.0 - lam  # plif input gain, rounded in float32 like the reference
+    alpha = lam
+    if HAS_SYN:
+        alpha = _channel_param(syn_ptr, offs, mask, C, R, SYN_PER_C)
+    u = tl.zeros([BLOCK], dtype=tl.float32)
+    if HAS_V0:
+        u = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    j = tl.zeros([BLOCK], dtype=tl.float32)
+    for _ in range(T):
+        xt = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        if HAS_SYN:
+            j = alpha * j + xt
+        else:
+            j = xt
+        if FORM == 0:
+            h = lam * u + j
+        else:
+            h = lam * u + c * j
+        s = _staircase(h, thr, LEVELS)
+        tl.store(s_ptr + offs, s.to(s_ptr.dtype.element_ty), mask=mask)
+        if SAVE == 1:
+            sg = _multi_bump(h, thr, a, LEVELS, SURROGATE)
+            tl.store(saved_ptr + offs, sg.to(saved_ptr.dtype.element_ty), mask=mask)
+        elif SAVE == 2:
+            tl.store(saved_ptr + offs, h, mask=mask)
+        if SAVE_J:
+            tl.store(j_ptr + offs, j, mask=mask)
+        u = _reset(h, s, thr, RESET)
+        # Advancing the pointers (64-bit) rather than t*step keeps huge tensors safe.
+        x_ptr += step
+        s_ptr += step
+        saved_ptr += step
+        j_ptr += step
+
+
+@triton.jit
+def _sg_dudh(h, sg_saved, s, thr, a, LEVELS: tl.constexpr, RESET: tl.constexpr,
+             SURROGATE: tl.constexpr, DETACH: tl.constexpr, SAVE: tl.constexpr):
+    """sg(h[t]) and du[t]/dh[t] from the saved h (mode H) or the saved sg and s (mode Sg)."""
+    if SAVE == 2:
+        sg = _multi_bump(h, thr, a, LEVELS, SURROGATE)
+        fired = h >= thr
+    else:
+        sg = sg_saved
+        fired = s >= 1.0  # the reset mask: s >= 1 exactly when h >= threshold
+    if RESET == 0:
+        dudh = tl.where(fired, 0.0, 1.0)
+        if not DETACH:  # only in mode H (the wrapper checks)
+            dudh = dudh - h * _bump(h - thr, a, SURROGATE)
+    elif RESET == 1:
+        if DETACH:
+            dudh = tl.full(sg.shape, 1.0, tl.float32)
+        else:
+            dudh = 1.0 - thr * sg
+    else:
+        dudh = tl.full(sg.shape, 1.0, tl.float32)
+    return sg, dudh
+
+
+@triton.jit
+def _grad_step(gs, sg, dudh, u_prev, j_cur, j_prev, gu, gj, gdec, gsyn, lam, c, alpha,
+               FORM: tl.constexpr, HAS_SYN: tl.constexpr, DECAY_GRAD: tl.constexpr,
+               SYN_GRAD: tl.constexpr):
+    """One step of backward_recursion; returns (gx[t], gu, gj, gdecay, gsyn)."""
+    gh = gs * sg + gu * dudh
+    gu = lam * gh
+    if DECAY_GRAD:
+        if FORM == 0:
+            gdec = gdec + gh * u_prev
+        else:
+            gdec = gdec + gh * (u_prev - j_cur)
+    if FORM == 0:
+        gjt = gh
+    else:
+        gjt = c * gh
+    if HAS_SYN:
+        gjt = gjt + gj
+        if SYN_GRAD:
+            gsyn = gsyn + gjt * j_prev
+        gj = alpha * gjt
+    return gjt, gu, gj, gdec, gsyn
+
+
+@triton.jit(do_not_specialize=["T"])
+def _mt_lif_bwd_kernel(gs_ptr, s_ptr, saved_ptr, j_ptr, decay_ptr, syn_ptr, v0_ptr,
+                       gx_ptr, gdec_ptr, gsyn_ptr, gv0_ptr,
+                       T, step, C, R, thr, a,
+                       LEVELS: tl.constexpr, RESET: tl.constexpr, SURROGATE: tl.constexpr,
+                       DETACH: tl.constexpr, FORM: tl.constexpr, SAVE: tl.constexpr,
+                       HAS_SYN: tl.constexpr, HAS_V0: tl.constexpr,
+                       DECAY_PER_C: tl.constexpr, SYN_PER_C: tl.constexpr,
+                       DECAY_GRAD: tl.constexpr, SYN_GRAD: tl.constexpr,
+                       BLOCK: tl.constexpr):
+    # j[t] is read for the plif decay gradient, j[t-1] for the synaptic one.
+    LOAD_J: tl.constexpr = (DECAY_GRAD and FORM == 1) or (HAS_SYN and SYN_GRAD)
+    LOAD_S: tl.constexpr = SAVE == 1 and RESET == 0
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < step
+    lam = _channel_param(decay_ptr, offs, mask, C, R, DECAY_PER_C)
+    c = 1.0 - lam
+    alpha = lam
+    if HAS_SYN:
+        alpha = _channel_param(syn_ptr, offs, mask, C, R, SYN_PER_C)
+    last = (T - 1).to(tl.int64) * step
+    gs_ptr += last
+    s_ptr += last
+    saved_ptr += last
+    j_ptr += last
+    gx_ptr += last
+    zero = tl.zeros([BLOCK], dtype=tl.float32)
+    gu, gj, gdec, gsyn = zero, zero, zero, zero
+    # Carried between steps: h[t] (mode H) and j[t]; each step loads the t-1 ones.
+    h, sg_t, s_t, j_cur = zero, zero, zero, zero
+    if SAVE == 2:
+        h = tl.load(saved_ptr + offs, mask=mask, other=0.0)
+    if LOAD_J:
+        j_cur = tl.load(j_ptr + offs, mask=mask, other=0.0)
+    for _ in range(T - 1):  # steps T-1 .. 1; step 0 (u[-1] = v0, j[-1] = 0) follows
+        gs = tl.load(gs_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        if SAVE == 1:
+            sg_t = tl.load(saved_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        if LOAD_S:
+            s_t = tl.load(s_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+        h_prev, u_prev, j_prev = zero, zero, zero
+        if SAVE == 2:
+            h_prev = tl.load(saved_ptr - step + offs, mask=mask, other=0.0)
+            if DECAY_GRAD:  # u[t-1] = reset(h[t-1]), recomputed bit for bit
+                u_prev = _reset(h_prev, _staircase(h_prev, thr, LEVELS), thr, RESET)
+        if LOAD_J:
+            j_prev = tl.load(j_ptr - step + offs, mask=mask, other=0.0)
+        sg, dudh = _sg_dudh(h, sg_t, s_t, thr, a, LEVELS, RESET, SURROGATE, DETACH, SAVE)
+        gxt, gu, gj, gdec, gsyn = _grad_step(gs, sg, dudh, u_prev, j_cur, j_prev, gu, gj,
+                                             gdec, gsyn, lam, c, alpha, FORM, HAS_SYN,
+                                             DECAY_GRAD, SYN_GRAD)
+        tl.store(gx_ptr + offs, gxt.to(gx_ptr.dtype.element_ty), mask=mask)
+        h = h_prev
+        j_cur = j_prev
+        gs_ptr -= step
+        s_ptr -= step
+        saved_ptr -= step
+        j_ptr -= step
+        gx_ptr -= step
+    gs = tl.load(gs_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    if SAVE == 1:
+        sg_t = tl.load(saved_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    if LOAD_S:
+        s_t = tl.load(s_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    u_prev = zero
+    if HAS_V0:
+        u_prev = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    sg, dudh = _sg_dudh(h, sg_t, s_t, thr, a, LEVELS, RESET, SURROGATE, DETACH, SAVE)
+    gxt, gu, gj, gdec, gsyn = _grad_step(gs, sg, dudh, u_prev, j_cur, zero, gu, gj, gdec,
+                                         gsyn, lam, c, alpha, FORM, HAS_SYN, DECAY_GRAD,
+                                         SYN_GRAD)
+    tl.store(gx_ptr + offs, gxt.to(gx_ptr.dtype.element_ty), mask=mask)
+    if HAS_V0:
+        tl.store(gv0_ptr + offs, gu, mask=mask)
+    if DECAY_GRAD:
+        tl.store(gdec_ptr + offs, gdec, mask=mask)
+    if SYN_GRAD:
+        tl.store(gsyn_ptr + offs, gsyn, mask=mask)
+
+
+def _block(step: int) -> int:
+    """Elements per program: 1024 (8 per thread at 4 warps) once that still gives a few
+    hundred programs; smaller blocks for small steps so every SM gets work."""
+    block = 1024
+    while block > 128 and triton.cdiv(step, block) < 512:
+        block //= 2
+    return block
+
+
+def _check_contract(x: torch.Tensor, decay: torch.Tensor, syn_decay, v0) -> None:
+    """Cheap guards so a contract violation can never turn into an out-of-bounds access."""
+    if x.dim() != 4 or not x.is_contiguous():
+        raise ValueError(f"x must be a contiguous [T, N, C, R] tensor, got shape "
+                         f"{tuple(x.shape)} (contiguous: {x.is_contiguous()})")
+    channels = x.shape[2]
+    for name, p in (("decay", decay), ("syn_decay", syn_decay)):
+        if p is not None and (p.dim() != 1 or p.numel() not in (1, channels)
+                              or p.dtype != torch.float32 or not p.is_contiguous()):
+            raise ValueError(f"{name} must be a contiguous float32 [1] or [C] tensor, got "
+                             f"{p.dtype} {tuple(p.shape)}")
+    if v0 is not None and (v0.shape != x.shape[1:] or v0.dtype != torch.float32
+                           or not v0.is_contiguous()):
+        raise ValueError(f"v0 must be a contiguous float32 {tuple(x.shape[1:])} tensor, got "
+                         f"{v0.dtype} {tuple(v0.shape)}")
+    if x.shape[1] * x.shape[2] * x.shape[3] >= 2**31:
+        raise ValueError("mt_lif (triton): one time step must have fewer than 2**31 elements")
+
+
+def _common_args(x, decay, syn_decay, v0):
+    """(grid, runtime shape args, constexprs shared by both kernels)."""
+    step = x.shape[1] * x.shape[2] * x.shape[3]
+    block = _block(step)
+    grid = (triton.cdiv(step, block),)
+    shape = (x.shape[0], step, x.shape[2], x.shape[3])
+    flags = dict(HAS_SYN=syn_decay is not None, HAS_V0=v0 is not None,
+                 DECAY_PER_C=decay.numel() > 1,
+                 SYN_PER_C=syn_decay is not None and syn_decay.numel() > 1, BLOCK=block)
+    return grid, shape, flags
+
+
+def mt_lif_forward(x, decay, syn_decay, v0, threshold, levels, reset, surrogate, width,
+                   detach_reset, form, save, save_j):
+    """Spikes, what the backward keeps, and j: ``(s, saved, j)`` (see the contract).
+
+    With ``save_j`` and no synaptic current, ``j`` holds x in float32 (``j[t] = x[t]``),
+    which the plif decay gradient needs.
+    """
+    _check_contract(x, decay, syn_decay, v0)
+    s = torch.empty_like(x)
+    saved = {SAVE_NONE: x.new_empty(0), SAVE_SG: torch.empty_like(x),
+             SAVE_H: torch.empty_like(x, dtype=torch.float32)}[save]
+    j = (torch.empty_like(x, dtype=torch.float32) if save_j
+         else x.new_empty(0, dtype=torch.float32))
+    if x.numel() == 0:
+        return s, saved, j
+    grid, (T, step, C, R), flags = _common_args(x, decay, syn_decay, v0)
+    # Unused pointers get a harmless placeholder; the constexpr flags keep them unread.
+    _mt_lif_fwd_kernel[grid](
+        x, decay, syn_decay if syn_decay is not None else decay, v0 if v0 is not None else x,
+        s, saved if save != SAVE_NONE else s, j if save_j else s,
+        T, step, C, R, float(threshold), float(width),
+        LEVELS=int(levels), RESET=int(reset), SURROGATE=int(surrogate), FORM=int(form),
+        SAVE=int(save), SAVE_J=bool(save_j), **flags,
+        num_warps=NUM_WARPS, enable_fp_fusion=False)
+    return s, saved, j
+
+
+def _check_backward(grad_s, s, saved, j, reset, detach_reset, form, save, decay_grad,
+                    syn_grad, syn_decay):
+    if save not in (SAVE_SG, SAVE_H):
+        raise RuntimeError("mt_lif (triton): backward needs save mode sg or h")
+    if save == SAVE_SG and (decay_grad or (reset == HARD and not detach_reset)):
+        raise ValueError("mt_lif (triton): save mode sg cannot give the decay gradient or "
+                         "the attached hard-reset gradient; use save mode h")
+    if syn_grad and syn_decay is None:
+        raise ValueError("mt_lif (triton): syn_grad without syn_decay")
+    needs_j = (decay_grad and form == PLIF) or syn_grad
+    if needs_j and j.numel() != grad_s.numel():
+        raise RuntimeError("mt_lif (triton): this gradient needs j[t] (the synaptic current, "
+                           "or x without one) saved by the forward (save_j)")
+    for name, t in (("s", s), ("saved", saved)):
+        if t.shape != grad_s.shape:
+            raise ValueError(f"{name} must have the shape of grad_s {tuple(grad_s.shape)}, "
+                             f"got {tuple(t.shape)}")
+
+
+def _reduce(ws: torch.Tensor, like: torch.Tensor, shape) -> torch.Tensor:
+    """Fixed-order torch sum of the per-element workspace down to ``like``'s [1] or [C]."""
+    _, n, c, r = shape
+    if like.numel() > 1:
+        return ws.view(n, c, r).sum(dim=(0, 2))
+    return ws.sum().reshape(1)
+
+
+def mt_lif_backward(grad_s, s, saved, j, decay, syn_decay, v0, threshold, levels, reset,
+                    surrogate, width, detach_reset, form, save, decay_grad, syn_grad):
+    """``(gx, gdecay, gsyn, gv0)`` of backward_recursion (hard mode) for the contract."""
+    _check_contract(grad_s, decay, syn_decay, v0)
+    _check_backward(grad_s, s, saved, j, reset, detach_reset, form, save, decay_grad,
+                    syn_grad, syn_decay)
+    gx = torch.empty_like(grad_s)
+    gdecay = torch.zeros_like(decay)
+    gsyn = decay.new_empty(0) if syn_decay is None else torch.zeros_like(syn_decay)
+    gv0 = decay.new_empty(0) if v0 is None else torch.zeros_like(v0)
+    if grad_s.shape[0] == 0 or grad_s[0].numel() == 0:
+        gx.zero_()
+        return gx, gdecay, gsyn, gv0
+    grid, (T, step, C, R), flags = _common_args(grad_s, decay, syn_decay, v0)
+    ws_dec = grad_s.new_empty(step, dtype=torch.float32) if decay_grad else gdecay
+    ws_syn = grad_s.new_empty(step, dtype=torch.float32) if syn_grad else gdecay
+    _mt_lif_bwd_kernel[grid](
+        grad_s, s, saved, j if j.numel() else saved, decay,
+        syn_decay if syn_decay is not None else decay, v0 if v0 is not None else decay,
+        gx, ws_dec, ws_syn, gv0 if v0 is not None else gdecay,
+        T, step, C, R, float(threshold), float(width),
+        LEVELS=int(levels), RESET=int(reset), SURROGATE=int(surrogate),
+        DETACH=bool(detach_reset), FORM=int(form), SAVE=int(save),
+        DECAY_GRAD=bool(decay_grad), SYN_GRAD=bool(syn_grad), **flags,
+        num_warps=NUM_WARPS, enable_fp_fusion=False)
+    if decay_grad:
+        gdecay = _reduce(ws_dec, decay, grad_s.shape)
+    if syn_grad:
+        gsyn = _reduce(ws_syn, syn_decay, grad_s.shape)
+    return gx, gdecay, gsyn, gv0

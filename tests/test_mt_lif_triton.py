@@ -1,0 +1,322 @@
+"""The Triton backend of ``mt_lif`` against the reference (kernels/mt_lif.py).
+
+Without a GPU the kernels run under the Triton interpreter on CPU tensors, so shapes are
+tiny (the whole file takes about 30 s on 2 cores). Float32 spikes must match bit for bit,
+half-precision spikes too (the recursion runs in float32 either way); gradients to a
+tolerance (the reduction order differs; half inputs keep sg in half precision).
+"""
+
+import os
+
+import torch
+
+if not torch.cuda.is_available():  # before triton is imported (tests/conftest.py does the same)
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import importlib  # noqa: E402
+import inspect  # noqa: E402
+
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from fastsnn import _backends, mt_lif  # noqa: E402
+from fastsnn.reference.mt_lif import backward_recursion  # noqa: E402
+
+# ``fastsnn.ops.mt_lif`` the attribute is the function; the module holds the enums.
+op = importlib.import_module("fastsnn.ops.mt_lif")
+
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+_WHY_NOT = _backends.why_not("triton", DEVICE.type, op.KERNEL)
+pytestmark = [
+    pytest.mark.skipif(bool(_WHY_NOT), reason=f"triton backend: {_WHY_NOT}"),
+    # the interpreter's numpy exp overflows to inf for far-off sigmoid arguments: harmless
+    pytest.mark.filterwarnings("ignore:overflow encountered in exp:RuntimeWarning"),
+]
+
+SURROGATES = ("rect", "triangle", "sigmoid")
+# about 10x the worst error seen over 300 random cases per dtype (3e-7, 2e-4, 5e-3)
+TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}
+SETTINGS = dict(deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def _kernels():
+    return importlib.import_module("fastsnn.kernels.mt_lif")
+
+
+@st.composite
+def cases(draw, dtypes=(torch.float32,)):
+    """Shape, options, parameters (float / 0-d / [C], with or without grad), layout."""
+    shape = [draw(st.integers(1, 4)), draw(st.integers(0, 2))]  # [T, N, C, ...], C optional
+    shape += draw(st.lists(st.integers(1, 3), max_size=3))
+    options = dict(levels=draw(st.integers(1, 3)), reset=draw(st.sampled_from(op.RESETS)),
+                   surrogate=draw(st.sampled_from(SURROGATES)),
+                   detach_reset=draw(st.booleans()), form=draw(st.sampled_from(op.FORMS)),
+                   threshold=draw(st.floats(0.2, 2.0)),
+                   width=draw(st.one_of(st.none(), st.floats(0.1, 2.0))))
+    return dict(shape=shape, options=options, dtype=draw(st.sampled_from(dtypes)),
+                decay=draw(st.sampled_from(["float", "0d", "0d_grad", "C", "C_grad"])),
+                syn=draw(st.sampled_from([None, "float", "0d", "0d_grad", "C_grad"])),
+                v0=draw(st.sampled_from([None, "full", "full_grad", "broadcast_grad"])),
+                x_grad=draw(st.booleans()),
+                layout=draw(st.sampled_from(["contiguous", "strided", "transposed"])),
+                seed=draw(st.integers(0, 2**31 - 1)))
+
+
+def _param(kind, channels, gen):
+    """A decay-like parameter in (0, 1] (1.0 included now and then)."""
+    if kind is None:
+        return None
+    values = torch.rand(channels, generator=gen) * 0.95 + 0.05
+    values[torch.rand(channels, generator=gen) < 0.15] = 1.0
+    if kind == "float":
+        return float(values[0])
+    p = values[:1].reshape(()) if kind.startswith("0d") else values
+    return p.to(DEVICE).requires_grad_(kind.endswith("grad"))
+
+
+def _x(case, gen):
+    """x with exact threshold hits at t = 0 (h = x there without v0/syn/plif) and a
+    non-contiguous layout when asked."""
+    shape, dtype, thr = case["shape"], case["dtype"], case["options"].get("threshold", 1.0)
+    x = torch.randn(shape, generator=gen) * 1.5 + 0.5 * thr
+    hits = torch.rand(x[0].shape, generator=gen) < 0.3
+    levels = torch.randint(0, 4, x[0].shape, generator=gen).float()
+    thr32 = torch.tensor(thr, dtype=torch.float32)
+    x[0] = torch.where(hits, levels * thr32, x[0])
+    if case["layout"] == "strided":
+        x = torch.stack([x, x + 1], dim=-1)[..., 0]
+    elif case["layout"] == "transposed":
+        x = x.transpose(0, 1).contiguous().transpose(0, 1)
+    x = x.to(DEVICE, dtype)
+    return x.requires_grad_(case["x_grad"])
+
+
+def _inputs(case):
+    gen = torch.Generator().manual_seed(case["seed"])
+    x = _x(case, gen)
+    channels = case["shape"][2] if len(case["shape"]) > 2 else 1
+    decay = _param(case["decay"], channels, gen)
+    syn = _param(case["syn"], channels, gen)
+    v0 = None
+    if case["v0"] is not None:
+        # "broadcast": one value per channel, expanded by the op over N and the rest
+        v0_shape = x.shape[1:] if case["v0"].startswith("full") else (channels,) + (1,) * max(
+            x.dim() - 3, 0)
+        v0 = torch.randn(v0_shape, generator=gen).to(DEVICE)
+        v0.requires_grad_(case["v0"].endswith("grad"))
+    weight = torch.randn(x.shape, generator=gen).to(DEVICE, x.dtype)
+    return x, decay, syn, v0, weight
+
+
+def _run(backend, case, x, decay, syn, v0, weight):
+    """Spikes and the gradients of sum(s * weight) with respect to every leaf needing one."""
+    leaves = [t for t in (x, decay, syn, v0) if isinstance(t, torch.Tensor) and t.requires_grad]
+    s = mt_lif(x, decay, syn_decay=syn, v0=v0, backend=backend, **case["options"])
+    grads = torch.autograd.grad((s * weight).sum(), leaves) if leaves else ()
+    return s, grads
+
+
+def _contract_saves_plif_x() -> bool:
+    """Whether the op keeps j (= x) for a plif decay gradient without synaptic current."""
+    x = torch.empty(0, requires_grad=True)
+    with torch.enable_grad():
+        return op._save_mode(x, torch.empty(1, requires_grad=True), None, None, "soft",
+                             False, "plif")[1]
+
+
+def _compare(case):
+    x, decay, syn, v0, weight = _inputs(case)
+    s_ref, g_ref = _run("reference", case, x, decay, syn, v0, weight)
+    s_tri, g_tri = _run("triton", case, x, decay, syn, v0, weight)
+    assert s_tri.dtype == x.dtype and s_tri.shape == x.shape
+    assert torch.equal(s_tri, s_ref)
+    tol = TOLERANCE[x.dtype]
+    for got, want in zip(g_tri, g_ref, strict=True):
+        assert got.shape == want.shape and got.dtype == want.dtype
+        scale = 1 + want.abs().max().item() if want.numel() else 1
+        torch.testing.assert_close(got.float(), want.float(), rtol=tol, atol=tol * scale)
+
+
+def _supported(case) -> bool:
+    """False only for the plif decay gradient without synaptic current while the op does
+    not keep x for it (covered by the two plif tests below)."""
+    return _contract_saves_plif_x() or not (
+        case["options"]["form"] == "plif" and case["syn"] is None
+        and case["decay"].endswith("grad"))
+
+
+@settings(max_examples=200, **SETTINGS)
+@given(case=cases())
+def test_matches_reference_float32(case):
+    assume(_supported(case))
+    _compare(case)
+
+
+@settings(max_examples=80, **SETTINGS)
+@given(case=cases(dtypes=(torch.float16, torch.bfloat16)))
+def test_matches_reference_half(case):
+    assume(_supported(case))
+    _compare(case)
+
+
+@pytest.mark.parametrize("form", op.FORMS)
+def test_several_programs(form):
+    """Steps larger than one block: per-channel parameters across block boundaries and a
+    partial last block."""
+    case = dict(shape=[3, 3, 5, 4, 5], options=dict(form=form, levels=3, reset="soft",
+                                                    surrogate="triangle", threshold=0.6),
+                dtype=torch.float32, decay="C_grad", syn="C_grad", v0="full_grad",
+                x_grad=True, layout="contiguous", seed=11)
+    _compare(case)
+
+
+@pytest.mark.parametrize("reset", op.RESETS)
+def test_single_step_and_empty_batch(reset):
+    for shape in ([1, 2, 3, 4], [3, 0, 2, 5]):
+        case = dict(shape=shape, options=dict(reset=reset, levels=2, threshold=0.7),
+                    dtype=torch.float32, decay="C_grad", syn="0d_grad", v0="full_grad",
+                    x_grad=True, layout="contiguous", seed=len(shape) + shape[1])
+        _compare(case)
+
+
+def _direct(x4, decay, syn, v0, opts, save, save_j, decay_grad, syn_grad, grad_s):
+    k = _kernels()
+    args = (opts["threshold"], opts["levels"], opts["reset"], opts["surrogate"],
+            opts["width"], opts["detach_reset"], opts["form"])
+    s, saved, j = k.mt_lif_forward(x4, decay, syn, v0, *args, save, save_j)
+    return s, k.mt_lif_backward(grad_s, s, saved, j, decay, syn, v0, *args, save, decay_grad,
+                                syn_grad)
+
+
+@pytest.mark.parametrize("decay_shape", [1, 3])
+def test_kernel_plif_decay_grad_without_synaptic_current(decay_shape):
+    """The kernel side of the plif decay gradient without j: it reads x saved as j."""
+    gen = torch.Generator().manual_seed(decay_shape)
+    x4 = (torch.randn(4, 2, 3, 5, generator=gen) * 1.5).to(DEVICE)
+    decay = (torch.rand(decay_shape, generator=gen) * 0.9 + 0.05).to(DEVICE)
+    decay[0] = 1.0  # c = 0: u[t-1] - j[t] cannot be recovered from h, only from x
+    v0 = torch.randn(2, 3, 5, generator=gen).to(DEVICE)
+    grad_s = torch.randn(x4.shape, generator=gen).to(DEVICE)
+    opts = dict(threshold=0.75, levels=3, reset=op.RESETS.index("soft"), surrogate=1,
+                width=0.75, detach_reset=False, form=op.FORMS.index("plif"))
+    s, (gx, gdecay, gsyn, gv0) = _direct(x4, decay, None, v0, opts, op.SAVE_H, True, True,
+                                         False, grad_s)
+    ref_decay = decay.reshape(-1, 1, 1) if decay_shape > 1 else decay.reshape(())
+    want = backward_recursion(grad_s, x4, ref_decay.clone().requires_grad_(), threshold=0.75,
+                              levels=3, reset="soft", surrogate="triangle", width=0.75,
+                              form="plif", v0=v0)
+    torch.testing.assert_close(gx, want[0], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(gdecay, want[1].reshape(-1), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(gv0, want[3], rtol=1e-4, atol=1e-4)
+    assert gsyn.numel() == 0
+
+
+def test_plif_decay_grad_without_synaptic_current_public():
+    """Through the public op: exact gradients, or (while the op does not save x for it) a
+    clear error instead of a wrong gradient."""
+    case = dict(shape=[3, 2, 2, 3], options=dict(form="plif", reset="hard"),
+                dtype=torch.float32, decay="C_grad", syn=None, v0=None, x_grad=True,
+                layout="contiguous", seed=7)
+    if _contract_saves_plif_x():
+        _compare(case)
+        return
+    x, decay, syn, v0, weight = _inputs(case)
+    with pytest.raises(RuntimeError, match="save_j"):
+        _run("triton", case, x, decay, syn, v0, weight)
+
+
+def test_backward_rejects_save_mode_it_cannot_use():
+    x4 = torch.randn(2, 1, 2, 3).to(DEVICE)
+    decay = torch.full((1,), 0.5).to(DEVICE)
+    opts = dict(threshold=1.0, levels=1, reset=op.RESETS.index("hard"), surrogate=0,
+                width=1.0, detach_reset=False, form=0)
+    with pytest.raises(ValueError, match="save mode sg"):
+        _direct(x4, decay, None, None, opts, op.SAVE_SG, False, False, False, x4)
+    with pytest.raises(ValueError, match="contiguous"):
+        _kernels().mt_lif_forward(x4.transpose(2, 3), decay, None, None, *opts.values(),
+                                  op.SAVE_NONE, False)
+
+
+@pytest.mark.parametrize("save", [op.SAVE_SG, op.SAVE_H])
+def test_opcheck(save):
+    """The custom ops with the triton backend: schema, fake impl, autograd registration."""
+    gen = torch.Generator().manual_seed(save)
+    x = torch.randn(3, 2, 3, 4, generator=gen).to(DEVICE).requires_grad_()
+    decay = torch.tensor([0.5, 0.7, 1.0]).to(DEVICE).requires_grad_(save == op.SAVE_H)
+    syn = torch.tensor([0.3]).to(DEVICE).requires_grad_()
+    v0 = torch.randn(2, 3, 4, generator=gen).to(DEVICE).requires_grad_()
+    options = (0.8, 2, op.RESETS.index("soft"), 2, 0.8, False, op.FORMS.index("plif"))
+    args = (x, decay, syn, v0, *options, save, True, "triton")
+    torch.library.opcheck(op._forward, args)
+    s, saved, j = (t.detach() for t in op._forward(*args))
+    torch.library.opcheck(op._backward, (
+        torch.randn_like(s), s, saved, j, decay.detach(), syn.detach(), v0.detach(),
+        *options, save, save == op.SAVE_H, True, "triton"))
+
+
+@pytest.mark.parametrize("name", ["_mt_lif_fwd_kernel", "_mt_lif_bwd_kernel"])
+def test_time_steps_are_not_compiled_in(name):
+    """T is a runtime argument excluded from specialisation (T == 1, T % 16 == 0)."""
+    kernel = getattr(_kernels(), name)
+    param = inspect.signature(kernel.fn).parameters["T"]
+    assert "constexpr" not in str(param.annotation)
+    dns = kernel.kwargs["do_not_specialize"] if hasattr(kernel, "kwargs") else [
+        p.name for p in kernel.params if p.do_not_specialize]
+    assert "T" in dns
+
+
+@pytest.mark.skipif(DEVICE.type != "cuda", reason="compilation cache exists only on a GPU")
+def test_changing_T_does_not_recompile():
+    kernel = _kernels()._mt_lif_fwd_kernel
+    x = torch.randn(1, 2, 3, 64, device=DEVICE)
+    mt_lif(x, backend="triton")
+    device = torch.cuda.current_device()
+    before = len(kernel.device_caches[device][0])
+    for steps in (2, 5, 16, 33):
+        mt_lif(torch.randn(steps, 2, 3, 64, device=DEVICE), backend="triton")
+    assert len(kernel.device_caches[device][0]) == before
+
+
+def _compile_for_cuda(arch: int) -> None:
+    """Compile a spread of kernel variants to PTX for sm_<arch> (no GPU needed) and check
+    that no multiply-add was fused: the bit-exact forward depends on it."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    k = _kernels()
+    for reset, save, form, syn, v0, per_c, dtype in [
+            (0, 2, 0, True, True, True, "fp32"), (0, 1, 1, False, False, False, "bf16"),
+            (1, 1, 1, True, False, True, "fp16"), (2, 2, 1, True, True, False, "fp32")]:
+        flags = dict(LEVELS=3, RESET=reset, SURROGATE=2, FORM=form, SAVE=save, HAS_SYN=syn,
+                     HAS_V0=v0, DECAY_PER_C=per_c, SYN_PER_C=per_c and syn, BLOCK=1024)
+        bwd = dict(flags, DETACH=save == 1, DECAY_GRAD=save == 2, SYN_GRAD=syn)
+        for kernel, consts in ((k._mt_lif_fwd_kernel, dict(flags, SAVE_J=True)),
+                               (k._mt_lif_bwd_kernel, bwd)):
+            storage = {"x_ptr", "s_ptr", "gs_ptr", "gx_ptr"} | (
+                {"saved_ptr"} if save == 1 else set())
+            signature = {n: "constexpr" if n in consts else f"*{dtype}" if n in storage
+                         else "*fp32" if n.endswith("_ptr") else "fp32" if n in ("thr", "a")
+                         else "i32" for n in kernel.arg_names}
+            compiled = triton.compile(ASTSource(kernel, signature, consts),
+                                      target=GPUTarget("cuda", arch, 32),
+                                      options=dict(num_warps=4, enable_fp_fusion=False))
+            assert "fma." not in compiled.asm["ptx"], (kernel, consts)
+
+
+@pytest.mark.parametrize("arch", [80, 90])
+def test_kernels_compile_for_cuda_without_fma(arch):
+    """Catches GPU-only compile errors on machines without a GPU (the interpreter accepts
+    some code the compiler rejects). Runs in a subprocess without the interpreter."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("triton.backends.nvidia")
+    env = dict(os.environ, TRITON_INTERPRET="0", PYTHONPATH=os.pathsep.join(sys.path))
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = (f"import sys; sys.path.insert(0, {here!r}); "
+            f"import test_mt_lif_triton as t; t._compile_for_cuda({arch})")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
