@@ -147,7 +147,9 @@ def test_alpha_mode_freezes_signs_and_adds_gains():
 
 def test_export_packed_equivalence_and_size():
     torch.manual_seed(0)
-    model = _model(levels=3)
+    # 32-channel multiples: packed words then hold exactly one bit per weight
+    model = ALBSNN(num_classes=10, in_channels=1, widths=(32, 32, 64), pool_after=(0,), T=2,
+                   levels=3)
     est = AccuracyLossEstimator(model, every=1)
     LayerSelector(est, threshold=10.0).step(0)
     model.train()
@@ -167,3 +169,18 @@ def test_export_packed_equivalence_and_size():
     predicted = (report["full_precision_bits"] - report["bits"]) / 8
     # the state dict also holds BN, biases and the file's own overhead: compare the savings
     assert sizes[0] - sizes[1] == pytest.approx(predicted, rel=0.05)
+
+
+def test_export_folds_bwo_gain():
+    torch.manual_seed(1)
+    model = ALBSNN(num_classes=4, in_channels=1, widths=(32, 32), pool_after=(), T=1)
+    model.features[1].conv.set_binarized(True)
+    bwo = BinaryWeightOptimizer(model, mode="alpha", patience=0)
+    bwo.epoch_end(0, 1.0)
+    with torch.no_grad():
+        bwo.parameters()[0].uniform_(0.5, 1.5)
+    model.eval()
+    x = torch.randn(3, 1, 6, 6)
+    packed = model.export_packed()
+    assert not hasattr(packed.features[1].conv, "bwo_gain")
+    torch.testing.assert_close(packed(x), model(x), atol=1e-4, rtol=1e-4)

@@ -14,9 +14,11 @@ reconstruction:
   longer moves the latent weights of binarised layers: ``after_backward()`` consumes
   their gradients.
 
-dL/dWb is recovered from the latent gradient: the clipped straight-through estimator gives
-``dL/dW = dL/dWb * alpha * 1[|W| <= 1]`` with alpha detached, so inside the clip
-``dL/dWb = dL/dW / alpha``.
+dL/dWb is read from the latent gradient: the clipped straight-through estimator gives
+``dL/dW = dL/dWb * alpha * 1[|W| <= 1]``, so inside the clip ``dL/dWb = dL/dW / alpha``.
+This is exact when alpha is detached (``alpha=None``); with ``alpha="channel"`` alpha's own
+gradient adds one term per filter (``dL/dalpha * sign(W) / n``), which the flip rule
+tolerates as noise.
 """
 
 from __future__ import annotations
@@ -124,3 +126,11 @@ def _apply_gain(layer, args, out):
         shape = (1, 1, -1, 1, 1)
     bias = 0 if layer.bias is None else layer.bias.view(shape)
     return (out - bias) * gain.view(shape) + bias
+
+
+def remove_gain_hook(layer: nn.Module) -> None:
+    """Drop a layer's alpha gain and the forward hook applying it (after folding it)."""
+    for key, hook in list(layer._forward_hooks.items()):
+        if hook is _apply_gain:
+            del layer._forward_hooks[key]
+    del layer.bwo_gain

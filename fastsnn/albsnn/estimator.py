@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..reference.binary_conv import binarize_weight
+from ..reference.binary_conv import binarize
 from .layers import binary_layers
 
 METRICS = ("weight", "output")
@@ -30,14 +30,14 @@ def weight_error(weight: torch.Tensor, alpha_mode: Optional[str] = "channel") ->
     norm = w.pow(2).sum()
     if norm == 0:
         return 0.0
-    wb = binarize_weight(w, alpha_mode)
+    wb = binarize(w, alpha_mode)
     return float((w - wb).pow(2).sum() / norm)
 
 
 def output_error(layer: nn.Module, x: torch.Tensor) -> float:
     """E2: relative error of the layer's float output when its weight is binarised."""
     w = layer.weight.detach()
-    wb = binarize_weight(w, layer.alpha_mode)
+    wb = binarize(w, layer.alpha_mode)
     kw = dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation)
     x = x.detach().flatten(0, 1) if x.dim() == 5 else x.detach()
     full = F.conv2d(x, w, None, **kw)

@@ -70,4 +70,18 @@ class ALBSNN(nn.Module):
         for module in model.modules():
             if isinstance(module, BinaryConv2d) and module.binarized:
                 module.pack()
+                _fold_bwo_gain(module)
         return model
+
+
+@torch.no_grad()
+def _fold_bwo_gain(module: BinaryConv2d) -> None:
+    """Move a BWO alpha gain (``fastsnn.albsnn.bwo``) into the packed alpha buffer."""
+    gain = getattr(module, "bwo_gain", None)
+    if gain is None:
+        return
+    from ..albsnn.bwo import remove_gain_hook
+
+    alpha = module.alpha if module.alpha is not None else torch.ones_like(gain)
+    module.alpha = alpha * gain.detach()
+    remove_gain_hook(module)
