@@ -173,7 +173,7 @@ class Suite:
             lines.append(f"{r.op:<16}{r.case:<30}{r.dtype:<9}{r.impl:<18}{r.direction:<8}"
                          f"{r.median_ms:10.3f}{gbps:>8}{frac:>7}  {ratios}")
         lines.append(f"copy bandwidth {self.copy_bps / 1e9:.1f} GB/s, matmul "
-                     f"{self.matmul_flops / 1e12:.2f} TFLOP/s on {self.device_name()}")
+                     f"{self.matmul_flops / 1e9:.0f} GFLOP/s on {self.device_name()}")
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 
