@@ -1,5 +1,6 @@
 """Modules built on the fastsnn ops."""
 
 from .lif import MultiThresholdLIF
+from .stcb import STCB
 
-__all__ = ["MultiThresholdLIF"]
+__all__ = ["STCB", "MultiThresholdLIF"]
