@@ -113,6 +113,9 @@ def _bench_network(suite, device):
 
 
 def _summarise(suite, steps, results):
+    lif = _backends.choose(None, suite.device, "mt_lif_forward")
+    suite.note(f"stcsnn stepwise: IF neuron = fastsnn.mt_lif on its {lif!r} backend; memory "
+               f"figures are bytes saved for backward (parameters excluded)")
     for T in steps:
         (tc, sc, pc), (ts, ss, ps) = results[(T, "count")], results[(T, "stepwise")]
         peak = "" if pc is None else f", peak {pc / 2**20:.1f} vs {ps / 2**20:.1f} MiB"

@@ -235,6 +235,25 @@ def test_cpu_large_and_odd_sizes():
         _check_backend("cpu", 12, shape, 5, 3, 0.7, "count", torch.float32)
 
 
+@pytest.mark.parametrize("backend", ["reference", "cpu", "triton"])
+def test_empty_and_non_contiguous(backend):
+    require_backend(backend, stcb_ops.KERNEL, torch.device("cpu"))
+    for output in ("train", "count"):
+        a = torch.zeros(0, 3, requires_grad=True)
+        y = fastsnn.stcb(a, 4, output=output, backend=backend)
+        y.sum().backward()
+        assert y.shape == ((4, 0, 3) if output == "train" else (0, 3))
+        assert a.grad.shape == (0, 3)
+        a = torch.randn(4, 6, generator=generator(1)).t() * 3
+        assert torch.equal(fastsnn.stcb(a, 3, output=output, backend=backend),
+                           fastsnn.stcb(a.contiguous(), 3, output=output, backend="reference"))
+    assert fastsnn.spike_count(torch.zeros(3, 0, 2), backend=backend).shape == (0, 2)
+    assert torch.equal(fastsnn.spike_count(torch.ones(0, 2, 2), backend=backend),
+                       torch.zeros(2, 2))
+    s = torch.randn(5, 3, 4, generator=generator(2)).transpose(1, 2)
+    assert torch.equal(fastsnn.spike_count(s, backend=backend), ref.spike_count(s.contiguous()))
+
+
 @pytest.mark.parametrize("backend", ["cpu", "triton"])
 def test_spike_count_matches_reference(backend):
     require_backend(backend, stcb_ops.COUNT_KERNEL, torch.device("cpu"))

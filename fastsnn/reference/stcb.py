@@ -39,8 +39,9 @@ With ``mask = 1[0 < x < K*T]`` (``x = A/vth`` as above):
   ``N_out = sum_t S_out[t]``: a count gradient broadcast over ``T`` (what ``spike_count``'s
   backward produces) comes back as ``mask/vth * dL/dN_out``, identical to ``"count"``.
 
-The scale factors are rounded once to the compute dtype: ``1/vth`` and ``1/(T*vth)``
-(``scales``). The backward needs only ``mask`` (1 bit per element), never per-step tensors.
+The scale factors ``1/vth`` and ``1/(T*vth)`` are evaluated in float64 and rounded to the
+compute dtype (``scales``); every backend multiplies by the same value. The backward needs
+only ``mask`` (1 bit per element), never per-step tensors.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def rounded(value: float, dtype: torch.dtype) -> float:
 
 
 def scales(T: int, threshold: float, dtype: torch.dtype) -> tuple[float, float]:
-    """``(1/vth, 1/(T*vth))`` rounded once to the compute dtype (vth already rounded)."""
+    """``(1/vth, 1/(T*vth))``: float64 values rounded to the compute dtype (vth rounded first)."""
     vth = rounded(threshold, dtype)
     return rounded(1.0 / vth, dtype), rounded(1.0 / (T * vth), dtype)
 
