@@ -17,7 +17,7 @@ from fractions import Fraction
 
 import pytest
 import torch
-from helpers import fast_backends, generator, require_backend
+from helpers import DEVICE, fast_backends, generator, require_backend
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -190,22 +190,24 @@ def _same(got, want):
         got.isnan(), want.isnan())
 
 
-def _check_backend(backend, seed, shape, T, levels, threshold, output, dtype):
+def _check_backend(backend, seed, shape, T, levels, threshold, output, dtype,
+                   device=torch.device("cpu")):
+    """``backend`` on ``device`` against the reference on CPU: spikes and counts bit for bit."""
     a = _charges(seed, math.prod(shape), T, levels, threshold, dtype)[:math.prod(shape)]
     a = a.reshape(shape)
-    ar, ab = a.clone().requires_grad_(True), a.clone().requires_grad_(True)
+    ar, ab = a.clone().requires_grad_(True), a.to(device).requires_grad_(True)
     kw = dict(levels=levels, threshold=threshold, output=output)
     want = fastsnn.stcb(ar, T, backend="reference", **kw)
     got = fastsnn.stcb(ab, T, backend=backend, **kw)
-    assert got.shape == want.shape and got.dtype == want.dtype
-    assert _same(got, want)
+    assert got.shape == want.shape and got.dtype == want.dtype and got.device == device
+    assert _same(got.cpu(), want)
     g = torch.randn(want.shape, generator=generator(seed + 2), dtype=dtype)
     (gw,) = torch.autograd.grad(want, ar, g)
-    (gg,) = torch.autograd.grad(got, ab, g)
+    (gg,) = torch.autograd.grad(got, ab, g.to(device))
     if output == "count":
-        assert torch.equal(gg, gw)
+        assert torch.equal(gg.cpu(), gw)
     else:  # summed over T in another order than autograd's
-        torch.testing.assert_close(gg, gw, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(gg.cpu(), gw, rtol=1e-6, atol=1e-6)
 
 
 SHAPES = st.lists(st.integers(1, 9), min_size=1, max_size=4).map(tuple)
@@ -220,11 +222,14 @@ def test_cpu_matches_reference(seed, shape, T, levels, threshold, output, dtype)
     _check_backend("cpu", seed, shape, T, levels, threshold, output, dtype)
 
 
+@pytest.mark.parametrize("backend", ["triton", "cuda"])
 @settings(max_examples=6)
 @given(**OPTIONS)
-def test_triton_matches_reference(seed, shape, T, levels, threshold, output):
-    require_backend("triton", stcb_ops.KERNEL, torch.device("cpu"))
-    _check_backend("triton", seed, shape, T, levels, threshold, output, torch.float32)
+def test_triton_and_cuda_match_reference(backend, seed, shape, T, levels, threshold, output):
+    """triton: under the interpreter on CPU here, on the GPU with FASTSNN_TEST_DEVICE=cuda."""
+    device = torch.device("cuda") if backend == "cuda" else DEVICE
+    require_backend(backend, stcb_ops.KERNEL, device)
+    _check_backend(backend, seed, shape, T, levels, threshold, output, torch.float32, device)
 
 
 def test_cpu_large_and_odd_sizes():
@@ -254,15 +259,16 @@ def test_empty_and_non_contiguous(backend):
     assert torch.equal(fastsnn.spike_count(s, backend=backend), ref.spike_count(s.contiguous()))
 
 
-@pytest.mark.parametrize("backend", ["cpu", "triton"])
+@pytest.mark.parametrize("backend", ["cpu", "triton", "cuda"])
 def test_spike_count_matches_reference(backend):
-    require_backend(backend, stcb_ops.COUNT_KERNEL, torch.device("cpu"))
+    device = {"cpu": torch.device("cpu"), "cuda": torch.device("cuda")}.get(backend, DEVICE)
+    require_backend(backend, stcb_ops.COUNT_KERNEL, device)
     g = generator(9)
     for shape in [(1, 3), (5, 2, 3, 4), (8, 300)]:
-        s = torch.randn(shape, generator=g).requires_grad_(True)  # not integers: order matters
+        s = torch.randn(shape, generator=g).to(device).requires_grad_(True)  # order matters
         got = fastsnn.spike_count(s, backend=backend)
-        want = fastsnn.spike_count(s.detach(), backend="reference")
-        assert torch.equal(got, want)
+        want = fastsnn.spike_count(s.detach().cpu(), backend="reference")
+        assert torch.equal(got.cpu(), want)
         (gs,) = torch.autograd.grad(got, s, torch.ones_like(got))
         assert torch.equal(gs, torch.ones_like(s))
 
@@ -272,8 +278,8 @@ def test_half_precision_computes_in_float32(dtype):
     a = _charges(2, 40, 4, 2, 1.0)[:40].to(dtype)
     want = fastsnn.stcb(a.float(), 4, levels=2, backend="reference").to(dtype)
     for backend in ["reference"] + fast_backends(stcb_ops.KERNEL):
-        got = fastsnn.stcb(a, 4, levels=2, backend=backend)
-        assert got.dtype == dtype and _same(got, want)
+        got = fastsnn.stcb(a.to(DEVICE), 4, levels=2, backend=backend)
+        assert got.dtype == dtype and _same(got.cpu(), want)
 
 
 def test_opcheck():
@@ -322,7 +328,7 @@ def saved_tensor_bytes(fn) -> tuple[int, list]:
 def test_backward_keeps_one_bit_per_element(output):
     for backend in fast_backends(stcb_ops.KERNEL):
         for T in (4, 32):
-            a = torch.randn(5, 13, requires_grad=True)
+            a = torch.randn(5, 13, device=DEVICE, requires_grad=True)
             nbytes, kept = saved_tensor_bytes(
                 lambda: fastsnn.stcb(a, T, output=output, backend=backend))  # noqa: B023
             assert [t.dtype for t in kept] == [torch.uint8]
