@@ -2,5 +2,6 @@
 
 from .binary_conv import BinaryConv2d
 from .lif import MultiThresholdLIF
+from .stcb import STCB
 
-__all__ = ["BinaryConv2d", "MultiThresholdLIF"]
+__all__ = ["STCB", "BinaryConv2d", "MultiThresholdLIF"]
