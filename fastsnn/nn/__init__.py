@@ -1,5 +1,6 @@
 """Modules built on the fastsnn ops."""
 
 from .lif import MultiThresholdLIF
+from .synaptic import CausalTemporalConv, SynapticConvBlock
 
-__all__ = ["MultiThresholdLIF"]
+__all__ = ["CausalTemporalConv", "MultiThresholdLIF", "SynapticConvBlock"]
