@@ -166,8 +166,8 @@ def test_backend_equals_reference(backend, batch, opts, dtype):
 def test_backends_agree_on_a_larger_batch(split_by, weighting):
     """Big enough for the parallel CPU path; counts equal bit for bit across backends."""
     rng = np.random.default_rng(7)
-    sensor = (32, 24, 2)
-    streams = [make_stream(rng, "random", sensor, 20000) for _ in range(3)]
+    sensor = (64, 48, 2)  # with 120k events, above the kernel's threshold for threads
+    streams = [make_stream(rng, "random", sensor, 0, n=40000) for _ in range(3)]
     streams.insert(1, make_stream(rng, "empty", sensor, 0))
     ev, off = concat(streams)
     kw = dict(offsets=off, split_by=split_by, weighting=weighting, tau_syn=30.0)
@@ -178,6 +178,25 @@ def test_backends_agree_on_a_larger_batch(split_by, weighting):
             continue  # the interpreter is covered on small inputs above
         got = fastsnn.events_to_current(ev, sensor, 6, backend=backend, **kw)
         assert_matches(got, want, weighting)
+
+
+@pytest.mark.parametrize("weighting", ref.WEIGHTINGS)
+def test_cpu_threads_do_not_change_results(weighting):
+    """The kernel follows torch.set_num_threads; integer sums make any split identical."""
+    require_backend("cpu", KERNEL, torch.device("cpu"))
+    rng = np.random.default_rng(11)
+    ev, off = concat([make_stream(rng, "random", (64, 48, 2), 0, n=50000) for _ in range(5)],
+                     device="cpu")
+    kw = dict(offsets=off, split_by="time", weighting=weighting, tau_syn=30.0, backend="cpu")
+    threads = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            results.append(fastsnn.events_to_current(ev, (64, 48, 2), 7, **kw))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])
 
 
 def test_exp_fixed_point_error_bound():

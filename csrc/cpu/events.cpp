@@ -27,7 +27,7 @@ namespace fastsnn::cpu {
 namespace {
 
 constexpr int64_t kNoFault = std::numeric_limits<int64_t>::max();
-constexpr int64_t kMinParallelWork = 1 << 16;  // events + output elements for one thread
+constexpr int64_t kMinParallelWork = 1 << 18;  // events + output elements for one thread
 // Up to 2^24 events, adding 1.0f is exact in float32: a count item with at most this many
 // events accumulates straight into its output slab (same bits as the int32 path).
 constexpr int64_t kExactFloatCount = int64_t{1} << 24;
@@ -76,9 +76,9 @@ int64_t first_at_offset(const index_t* ev, int64_t lo, int64_t hi, int64_t t0, u
 // starts[b*T + j]: global index of the first event of segment j of stream b; starts[B*T] = E.
 template <class index_t>
 void segment_starts(const EventsParams& p, const index_t* ev, const int64_t* offsets,
-                    int64_t* starts) {
+                    int64_t* starts, int threads) {
   const int64_t T = p.T;
-#pragma omp parallel for schedule(static) if (p.B * T > 1024)
+#pragma omp parallel for schedule(static) if (p.B * T > 1024) num_threads(threads)
   for (int64_t b = 0; b < p.B; ++b) {
     const int64_t base = offsets[b], n = offsets[b + 1] - offsets[b];
     int64_t* s = starts + b * T;
@@ -180,12 +180,12 @@ int64_t run_item(const EventsParams& p, const index_t* ev, const int64_t* offset
 
 template <class index_t, class acc_t>
 int64_t run_items(const EventsParams& p, const index_t* ev, const int64_t* offsets,
-                  const int64_t* starts, float* out) {
+                  const int64_t* starts, float* out, int threads) {
   const int64_t items = p.B * p.T, frame = p.frame();
   int64_t first_bad = kNoFault;
   const bool parallel = p.E + items * frame >= kMinParallelWork && items > 1;
   advise_huge_pages(out, sizeof(float) * static_cast<size_t>(items * frame));
-#pragma omp parallel if (parallel) reduction(min : first_bad)
+#pragma omp parallel if (parallel) num_threads(threads) reduction(min : first_bad)
   {
     std::vector<acc_t> scratch;  // one frame of integer sums, allocated when first needed
 #pragma omp for schedule(dynamic, 1)
@@ -202,12 +202,14 @@ int64_t run_items(const EventsParams& p, const index_t* ev, const int64_t* offse
 
 template <class index_t>
 EventsFaultReport events_to_current(const EventsParams& p, const index_t* events,
-                                    const int64_t* offsets, float* out) {
+                                    const int64_t* offsets, float* out, int threads) {
+  threads = std::max(threads, 1);
   std::vector<int64_t> starts(static_cast<size_t>(p.B * p.T + 1));
-  segment_starts(p, events, offsets, starts.data());
+  segment_starts(p, events, offsets, starts.data(), threads);
+  const int64_t* s = starts.data();
   const int64_t bad = p.weighting == EventWeighting::Count
-                          ? run_items<index_t, int32_t>(p, events, offsets, starts.data(), out)
-                          : run_items<index_t, int64_t>(p, events, offsets, starts.data(), out);
+                          ? run_items<index_t, int32_t>(p, events, offsets, s, out, threads)
+                          : run_items<index_t, int64_t>(p, events, offsets, s, out, threads);
   EventsFaultReport report;
   if (bad != kNoFault) {
     report.index = bad;
@@ -217,8 +219,8 @@ EventsFaultReport events_to_current(const EventsParams& p, const index_t* events
 }
 
 template EventsFaultReport events_to_current<int32_t>(const EventsParams&, const int32_t*,
-                                                      const int64_t*, float*);
+                                                      const int64_t*, float*, int);
 template EventsFaultReport events_to_current<int64_t>(const EventsParams&, const int64_t*,
-                                                      const int64_t*, float*);
+                                                      const int64_t*, float*, int);
 
 }  // namespace fastsnn::cpu

@@ -3,6 +3,7 @@
 // implementations. Invalid events and offsets raise ValueError (TORCH_CHECK_VALUE) with the
 // first bad index; the messages match fastsnn/reference/events.py word for word.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <cstdint>
@@ -135,12 +136,13 @@ at::Tensor events_to_current_cpu(const at::Tensor& events, const at::Tensor& off
   const EventsParams p = make_params(events, off, T, width, height, polarities, split,
                                      weighting, tau, frac_bits, factor, merge);
   at::Tensor out = empty_output(p, events);
+  const int threads = at::get_num_threads();  // torch.set_num_threads governs the kernel
   const cpu::EventsFaultReport report =
       events.scalar_type() == at::kLong
           ? cpu::events_to_current(p, events.data_ptr<int64_t>(), off.data_ptr<int64_t>(),
-                                   out.data_ptr<float>())
+                                   out.data_ptr<float>(), threads)
           : cpu::events_to_current(p, events.data_ptr<int32_t>(), off.data_ptr<int64_t>(),
-                                   out.data_ptr<float>());
+                                   out.data_ptr<float>(), threads);
   if (report.fault != EventFault::None) raise_fault(p, report.fault, report.index, events);
   return out;
 }
