@@ -113,7 +113,9 @@ def _accumulate(ev, offsets, starts, acc, faults, exp_consts, E, B, T, W, H, P, 
         # float64 constants come from memory: a scalar float argument would be float32.
         neg_inv_tau = tl.load(exp_consts)
         scale = tl.load(exp_consts + 1)
-        dt = tl.maximum(t_end - t, 0).to(tl.float64)
+        # t_end - t in uint64 as in csrc/common/events.h (0 when t > t_end: unsorted input)
+        dt_u = t_end.to(tl.uint64, bitcast=True) - t.to(tl.uint64, bitcast=True)
+        dt = tl.where(t < t_end, dt_u.to(tl.float64), 0.0)
         w = (tl.exp(dt * neg_inv_tau) * scale + 0.5).to(tl.int64)
         tl.atomic_add(acc + at, w, mask=ok)
     else:

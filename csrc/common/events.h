@@ -75,10 +75,14 @@ FASTSNN_HD int64_t event_pixel(int64_t x, int64_t y, int64_t p, int64_t factor, 
 // (one rounding, done once on the host: no division in the kernels), rounded to the nearest
 // multiple of 2^-frac_bits (scale = 2^frac_bits; w * scale is exact, + 0.5 is exact for
 // w * scale < 2^52). Integer sums are exact and order-free, so every backend gets the same
-// bits whatever order its threads add in. dt < 0 only happens for an unsorted stream
-// (reported as an error); it is clamped so the cast stays defined.
-FASTSNN_HD int64_t exp_weight_fixed(int64_t dt, double neg_inv_tau, double scale) {
-  const double d = dt > 0 ? static_cast<double>(dt) : 0.0;
+// bits whatever order its threads add in. The difference is taken in uint64 (no overflow for
+// any pair of timestamps); t > t_end only happens for an unsorted stream (reported as an
+// error) and counts as 0 so the cast stays defined.
+FASTSNN_HD int64_t exp_weight_fixed(int64_t t_end, int64_t t, double neg_inv_tau,
+                                    double scale) {
+  const double d =
+      t < t_end ? static_cast<double>(static_cast<uint64_t>(t_end) - static_cast<uint64_t>(t))
+                : 0.0;
   return static_cast<int64_t>(exp(d * neg_inv_tau) * scale + 0.5);
 }
 

@@ -5,18 +5,22 @@
 // of each of its T segments (split by number: a formula; by time: T-1 binary searches on the
 // sorted timestamps), kept non-decreasing even for unsorted input so that the segments
 // always partition the events. (2) One work item per (stream, segment) pair, handed out by
-// OpenMP: the item zeroes a thread-private integer accumulator of one output frame (it stays
-// in L2), adds its events in one pass that also validates them, and converts the frame into
-// its own float32 output slab. Counts accumulate as int32 and exp weights as int64 fixed
-// point (common/events.h), so results are exact integer sums: independent of the schedule
-// and identical to the CUDA and Triton kernels. Every event is checked before it is used
-// (coordinates, polarity, order within its stream); a bad one stops its item, and the lowest
-// bad index over all items is returned.
+// OpenMP; the item owns one output frame (128 KB for 128x128x2: it stays in L2) and adds its
+// events in one front-to-back pass that also validates them. Counts of an item with at most
+// 2^24 events are added as 1.0f straight into the zeroed slab (exact integers in float32);
+// larger count items use an int32 scratch frame, and exp weights an int64 fixed-point one
+// (common/events.h), converted once into the slab. All sums are therefore exact integer
+// sums: independent of the schedule and the thread count, and identical to the CUDA and
+// Triton kernels. Every event is checked before it is used (coordinates, polarity, order
+// within its stream); a bad one stops its item, and the lowest bad index over all items is
+// returned.
 #include "cpu/events.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #if defined(__linux__)
@@ -170,7 +174,7 @@ int64_t run_item(const EventsParams& p, const index_t* ev, const int64_t* offset
     const int64_t t_end = time_at(ev, last - 1);
     const double neg_inv_tau = -1.0 / p.tau, scale = std::ldexp(1.0, p.frac_bits);
     bad = accumulate_any(p, ev, first, last, prev_t, acc, [=](int64_t t) {
-      return exp_weight_fixed(t_end - t, neg_inv_tau, scale);
+      return exp_weight_fixed(t_end, t, neg_inv_tau, scale);
     });
     const double inv_scale = std::ldexp(1.0, -p.frac_bits);
     for (int64_t k = 0; k < frame; ++k) slab[k] = fixed_to_float(acc[k], inv_scale);

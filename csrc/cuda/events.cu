@@ -138,7 +138,7 @@ __global__ void __launch_bounds__(kThreads)
                                                            Wout);
     if constexpr (kExp) {
       const int64_t t_end = time_at(ev, __ldg(starts + k + 1) - 1);
-      const int64_t w = exp_weight_fixed(t_end - t, neg_inv_tau, scale);
+      const int64_t w = exp_weight_fixed(t_end, t, neg_inv_tau, scale);
       atomicAdd(acc + at, static_cast<unsigned long long>(w));
     } else {
       atomicAdd(counts + at, 1);
