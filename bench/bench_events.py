@@ -20,7 +20,12 @@ memory, ~50 ms with 4 KB pages on that VM, ~10 ms once the kernel asks for trans
 pages (it does, for large outputs). So 1M events into 32 x 10 frames is bound by the output,
 not by the events: ~2x the bytes tonic writes (float32 against its int16 frames). Compute per
 event is ~10 simple integer ops: ~1-2 ns/event/core. tonic (numpy ``add.at``) runs at
-~60 ns/event on that machine. On an H100 (3.35 TB/s) reading 10M int64 events takes ~0.1 ms;
+~60 ns/event on that machine. Measured there with one thread, 10M int64 events in one
+stream take ~24 ms when the machine is quiet (2.4 ns/event: one core's streaming-read rate,
+thanks to the software prefetch), ~45 ms when other jobs share it. The kernel uses
+``torch.get_num_threads()`` threads; on an oversubscribed machine a second OpenMP thread can
+cost more than it brings (it waits for a scheduler slot), so compare runs with the
+``threads`` field of the JSON. On an H100 (3.35 TB/s) reading 10M int64 events takes ~0.1 ms;
 the int32 atomics into L2 bound the rate first (a few G events/s), hence the 2 G events/s target.
 """
 
