@@ -15,6 +15,11 @@ hooks and returns an ``EnergyReport``:
 * the equivalent ANN costs ``E_MAC * FLOPs`` per layer (one pass, no T);
 * every ``MultiThresholdLIF`` output is recorded too: mean spike value per neuron and step.
 
+Paper C's count-level ``STCB`` (``mode="count"``) runs one convolution on spike counts
+instead of T on spikes; it is counted as it runs: ``T_l = 1`` and ``rate`` = the input's
+spike count per neuron (over all T), which gives the same SOPs as ``T * rate_per_step``.
+Its output spikes enter the neuron statistics per step (count / T).
+
 Batch norm, pooling and the neuron updates are not counted (BN folds into the conv at
 inference; the papers count synaptic operations only).
 """
@@ -28,6 +33,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from . import nn as fastsnn_nn
 from .nn import MultiThresholdLIF
 
 E_MAC_PJ = 4.6  # 45 nm, 32-bit float multiply-accumulate (Horowitz, ISSCC 2014)
@@ -169,35 +175,51 @@ def count_ops(model: nn.Module, example_input: torch.Tensor, *,
     """
     n = batch_size or _infer_batch(model, example_input)
     stats: dict[str, dict] = {}
-    order: list[str] = []
     spikes: dict[str, list] = {}
-    hooks = []
+
+    def record_layer(name, module, x, flops):
+        entry = stats.setdefault(name, dict(module=module, flops=0.0, runs=0.0, total=0.0,
+                                            count=0))
+        entry["flops"] = flops
+        entry["runs"] += x.numel() / _per_step_numel(module, x)
+        entry["total"] += float(x.double().sum())
+        entry["count"] += x.numel()
+
+    def record_spikes(name, output, steps, counts=False):
+        """``output``: spikes ``[T, N, ...]``, or spike counts over T ``[N, ...]``."""
+        s = spikes.setdefault(name, [0.0, 0, steps, 0])
+        per_sample = output.numel() // n if counts else output[0].numel() // n
+        s[0] += float(output.double().sum())
+        s[1] += output.numel() * (steps if counts else 1)  # neuron-steps
+        s[3] = int(per_sample)
 
     def layer_hook(name):
         def hook(module, inputs, output):
-            x = inputs[0]
-            entry = stats.setdefault(name, dict(module=module, flops=0.0, runs=0.0,
-                                                total=0.0, count=0))
-            if name not in order:
-                order.append(name)
-            runs = x.numel() / _per_step_numel(module, x)
-            entry["flops"] = layer_flops(module, output)
-            entry["runs"] += runs
-            entry["total"] += float(x.double().sum())
-            entry["count"] += x.numel()
+            record_layer(name, module, inputs[0], layer_flops(module, output))
         return hook
 
     def neuron_hook(name):
         def hook(module, inputs, output):
-            s = spikes.setdefault(name, [0.0, 0, 0, 0])
-            s[0] += float(output.double().sum())
-            s[1] += output.numel()
-            s[2] = output.shape[0]
-            s[3] = int(output[0].numel() // n)
+            record_spikes(name, output, output.shape[0])
         return hook
 
+    def stcb_hook(name):
+        def hook(module, inputs, output):
+            x = inputs[0]
+            if module.mode == "count":  # one F.conv2d on the counts, bypassing module.conv
+                counts = x.sum(0) if x.dim() == 5 else x
+                record_layer(f"{name}.conv", module.conv, counts,
+                             layer_flops(module.conv, output))
+            record_spikes(name, output, module.T, counts=output.dim() == 4)
+        return hook
+
+    stcb_type = getattr(fastsnn_nn, "STCB", None)  # paper C's block, where it is built
+    hooks = []
     for name, module in model.named_modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
+        if stcb_type is not None and isinstance(module, stcb_type):
+            hooks.append(module.register_forward_hook(stcb_hook(name)))
+        elif isinstance(module, (nn.Conv2d, nn.Linear)):
+            # (an STCB in count mode never calls its conv module: its own hook counts it)
             hooks.append(module.register_forward_hook(layer_hook(name)))
         elif isinstance(module, MultiThresholdLIF):
             hooks.append(module.register_forward_hook(neuron_hook(name)))
@@ -209,6 +231,7 @@ def count_ops(model: nn.Module, example_input: torch.Tensor, *,
         model.train(was_training)
         for h in hooks:
             h.remove()
+    order = list(stats)  # dicts keep insertion order: the order the layers first ran
     analog_names = set(analog) if analog is not None else set(order[:1])
     layers = [_layer_ops(name, stats[name], n, name in analog_names, e_mac_pj, e_ac_pj)
               for name in order]

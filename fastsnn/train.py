@@ -140,16 +140,23 @@ def _literal_options(items: Sequence[str]) -> dict[str, Any]:
 
 def model_options(args: argparse.Namespace) -> dict[str, Any]:
     """Constructor options of ``args.model`` from the arguments (``MODEL_OPTIONS``)."""
-    common = dict(levels=args.levels, surrogate=args.surrogate, reset=args.reset,
-                  threshold=args.threshold, backend=args.backend)
-    if args.dropout is not None:
-        common["dropout"] = args.dropout
-    per_model = MODEL_OPTIONS.get(args.model, lambda a: {"T": a.T})(args)
-    return {**common, **per_model, **_literal_options(args.model_option)}
+    per_model = MODEL_OPTIONS.get(args.model, lambda a: {"T": a.T, "levels": a.levels})
+    return {**per_model(args), **_literal_options(args.model_option)}
 
 
-MODEL_OPTIONS["mtsnn"] = lambda a: {"T": a.T, "decay": a.decay}
-MODEL_OPTIONS["stcnet"] = lambda a: {"synaptic": not a.no_synaptic, "temporal": a.temporal}
+def neuron_options(a: argparse.Namespace) -> dict[str, Any]:
+    """Options every ``MultiThresholdLIF``-based network takes."""
+    options = dict(levels=a.levels, surrogate=a.surrogate, reset=a.reset,
+                   threshold=a.threshold, backend=a.backend)
+    return options if a.dropout is None else {**options, "dropout": a.dropout}
+
+
+MODEL_OPTIONS["mtsnn"] = lambda a: {**neuron_options(a), "T": a.T, "decay": a.decay}
+MODEL_OPTIONS["stcnet"] = lambda a: {**neuron_options(a), "synaptic": not a.no_synaptic,
+                                     "temporal": a.temporal}
+MODEL_OPTIONS["stcsnn"] = lambda a: {"T": a.T, "levels": a.levels, "threshold": a.threshold,
+                                     "backend": a.backend,
+                                     **({} if a.dropout is None else {"dropout": a.dropout})}
 
 
 # -------------------------------------------------------------------------- distribution

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+import fastsnn
 from fastsnn.energy import E_AC_PJ, E_MAC_PJ, count_ops
 from fastsnn.models import build
 from fastsnn.models.layers import TimeDistributed
@@ -113,3 +114,20 @@ def test_mtsnn_counts():
     assert rest[0].flops == 8 * 8 * 32 * 32 * 9
     assert all(0 <= x.rate <= model.levels for x in rest)
     assert len(report.neurons) == 4   # encoder neuron, two conv neurons, hidden neuron
+
+
+@pytest.mark.skipif(not hasattr(fastsnn.nn, "STCB"), reason="STCB not in this build")
+def test_count_level_stcb_is_counted():
+    torch.manual_seed(0)
+    model = build("stcsnn", "digits", T=3).eval()  # count_ops runs in eval mode
+    x = torch.rand(4, 1, 8, 8) * 4
+    report = count_ops(model, x)
+    first, second = report.layers[:2]
+    assert first.name == "features.0.conv" and first.analog and first.steps == 1
+    assert first.ops == first.flops  # one conv on T*x, not T
+    with torch.no_grad():
+        counts = model.features[1](model.features[0](model.encode(x)))  # block 0 + pool
+    assert second.name == "features.2.conv" and second.steps == 1
+    assert second.rate == pytest.approx(float(counts.mean()))  # spikes per neuron over T
+    assert second.ops == pytest.approx(second.flops * float(counts.mean()))
+    assert report.neurons[0].steps == 3

@@ -137,3 +137,14 @@ def test_time_shared_dropout_mask_is_shared_over_time():
     assert torch.equal(y[0], y[1]) and torch.equal(y[0], y[3])
     assert set(y.unique().tolist()) <= {0.0, 2.0}
     assert torch.equal(drop.eval()(torch.ones(2, 2)), torch.ones(2, 2))
+
+
+@pytest.mark.skipif(models.STCSNN is None, reason="STCSNN not in this build")
+@pytest.mark.parametrize("dataset,shape", [("fashion-mnist", (2, 1, 28, 28)),
+                                           ("digit-saccades", (3, 2, 2, 34, 34))])
+def test_stcsnn_from_registry(dataset, shape):
+    model = build("stcsnn", dataset, T=3)
+    assert model.input_time_major == (len(shape) == 5)
+    logits = model(torch.rand(*shape))
+    assert logits.shape == (2, 10)
+    logits.sum().backward()

@@ -13,6 +13,8 @@ decrease. This module simulates that recording for scikit-learn's digits:
 * every sensor pixel keeps the log intensity of its last event; a change of ``n`` times
   its contrast threshold emits ``n`` events whose timestamps are interpolated linearly
   inside the step (the pixel is assumed to change linearly between samples);
+* the default ``contrast`` 0.35 (log units, black level 0.1) gives about 5000 events per
+  digit, the order of an N-MNIST sample;
 * each pixel's threshold is ``contrast * (1 + mismatch * N(0, 1))`` (the per-pixel
   threshold mismatch of real sensors), drawn from ``seed`` and the sample index, so a
   stream is a deterministic function of (image, seed, index).

@@ -17,8 +17,14 @@ from collections.abc import Callable
 
 from torch import nn
 
+from ..data.catalog import dataset_info
 from .mtsnn import MTSNN
 from .stcnet import STCNet
+
+try:  # paper C's network lands with the STCB op (branch stcb)
+    from .stcsnn import STCSNN
+except ImportError:
+    STCSNN = None
 
 Builder = Callable[..., nn.Module]
 _REGISTRY: dict[str, Builder] = {}
@@ -42,9 +48,19 @@ def build(name: str, dataset: str, **options) -> nn.Module:
     return _REGISTRY[name](dataset, **options)
 
 
+def _stcsnn(dataset: str, **options) -> nn.Module:
+    """STCSNN for ``dataset``: ``cfg`` "vgg11" for colour images, "fmnist" otherwise."""
+    info = dataset_info(dataset)
+    cfg = options.pop("cfg", "vgg11" if info.channels == 3 else "fmnist")
+    model = STCSNN(cfg, in_channels=info.channels, num_classes=info.num_classes, **options)
+    model.input_time_major = info.events  # event data arrive as [T, N, P, H, W]
+    return model
+
+
 register("mtsnn", MTSNN.from_dataset)
 register("stcnet", STCNet.from_dataset)
-# register("stcsnn", STCSNN.from_dataset)   <- branch stcb (paper C)
-# register("albsnn", ALBSNN.from_dataset)   <- branch albsnn (paper D)
+if STCSNN is not None:
+    register("stcsnn", _stcsnn)
+# register("albsnn", ALBSNN.from_dataset)   <- the ALBSNN branch (paper D)
 
-__all__ = ["MTSNN", "STCNet", "build", "names", "register"]
+__all__ = ["MTSNN", "STCNet", "STCSNN", "build", "names", "register"]

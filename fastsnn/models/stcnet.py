@@ -50,7 +50,10 @@ class STCNet(nn.Module):
 
     ``features[0]`` is the synaptic convolutional block's width; the rest are conv
     channel counts and ``"M"``/``"A"`` pooling. ``temporal`` ("filter" or "conv") picks the
-    block's synaptic filter. ``forward(x) -> logits [N, num_classes]`` (mean over T).
+    block's synaptic filter; ``surrogate``, ``threshold`` and ``backend`` reach every
+    neuron, ``reset``/``width``/``detach_reset`` all but the block's (which keeps
+    ``SynapticConvBlock``'s defaults). ``forward(x) -> logits [N, num_classes]`` (mean over
+    T).
     """
 
     input_time_major = True  # energy accounting: the batch is dim 1 of the input
@@ -69,7 +72,8 @@ class STCNet(nn.Module):
         neuron = neuron_factory(levels, surrogate, threshold, 0.5, reset, width, detach_reset,
                                 learnable=True, form="plif", backend=backend)
         first = features[0]
-        self.block = (_synaptic_block(in_channels, first, levels, temporal) if synaptic
+        self.block = (_synaptic_block(in_channels, first, levels, temporal, surrogate=surrogate,
+                                      threshold=threshold, backend=backend) if synaptic
                       else _plain_block(in_channels, first, neuron))
         self.features, _ = conv_stack(first, features[1:], neuron)
         body = nn.Sequential(self.block, self.features)
@@ -97,15 +101,16 @@ class STCNet(nn.Module):
         return self.readout(self.hidden(s.flatten(2)))
 
 
-def _synaptic_block(in_channels: int, out_channels: int, levels: int,
-                    temporal: str) -> nn.Module:
+def _synaptic_block(in_channels: int, out_channels: int, levels: int, temporal: str,
+                    **neuron) -> nn.Module:
     try:
         from ..nn import SynapticConvBlock
     except ImportError as exc:
         raise ImportError("STCNet(synaptic=True) needs fastsnn.nn.SynapticConvBlock, which "
                           "is not in this build; use synaptic=False") from exc
     return SynapticConvBlock(in_channels, out_channels, kernel_size=3, levels=levels,
-                             learnable_decay=True, learnable_syn=True, temporal=temporal)
+                             learnable_decay=True, learnable_syn=True, temporal=temporal,
+                             **neuron)
 
 
 def _plain_block(in_channels: int, out_channels: int, neuron) -> nn.Module:
