@@ -86,14 +86,22 @@ def conv_stack(in_channels: int, spec: FeatureSpec, neuron: Callable[[], nn.Modu
 
 
 def dense_stack(in_features: int, hidden: Sequence[int], neuron: Callable[[], nn.Module],
-                dropout: float) -> tuple[nn.Sequential, int]:
-    """``[dropout] -> Linear -> neuron`` per hidden width, on ``[T, N, F]``."""
+                dropout: float, batch_norm: bool = False) -> tuple[nn.Sequential, int]:
+    """``[dropout] -> Linear [-> BN] -> neuron`` per hidden width, on ``[T, N, F]``.
+
+    ``batch_norm`` keeps the pre-activations of wide layers fed by sparse spikes in the
+    neurons' working range; without it a wide layer can start silent, and a silent layer
+    gets no surrogate gradient.
+    """
     layers: list[nn.Module] = []
     features = in_features
     for width in hidden:
         if dropout:
             layers.append(TimeSharedDropout(dropout))
-        layers += [nn.Linear(features, width), neuron()]
+        layers.append(nn.Linear(features, width, bias=not batch_norm))
+        if batch_norm:
+            layers.append(TimeDistributed(nn.BatchNorm1d(width)))
+        layers.append(neuron())
         features = width
     if dropout and hidden:
         layers.append(TimeSharedDropout(dropout))

@@ -50,7 +50,8 @@ class STCNet(nn.Module):
 
     ``features[0]`` is the synaptic convolutional block's width; the rest are conv
     channel counts and ``"M"``/``"A"`` pooling. ``temporal`` ("filter" or "conv") picks the
-    block's synaptic filter; ``surrogate``, ``threshold`` and ``backend`` reach every
+    block's synaptic filter; ``fc_batch_norm`` puts batch norm between each hidden
+    linear layer and its neurons. ``surrogate``, ``threshold`` and ``backend`` reach every
     neuron, ``reset``/``width``/``detach_reset`` all but the block's (which keeps
     ``SynapticConvBlock``'s defaults). ``forward(x) -> logits [N, num_classes]`` (mean over
     T).
@@ -64,7 +65,7 @@ class STCNet(nn.Module):
                  temporal: str = "filter", surrogate: str = "rect", threshold: float = 1.0,
                  reset: str = "hard", width: Optional[float] = None,
                  detach_reset: bool = False, dropout: float = 0.0,
-                 backend: Optional[str] = None):
+                 fc_batch_norm: bool = True, backend: Optional[str] = None):
         super().__init__()
         if not features or not isinstance(features[0], int):
             raise ValueError(f"features must start with a conv channel count, got {features!r}")
@@ -78,7 +79,9 @@ class STCNet(nn.Module):
         self.features, _ = conv_stack(first, features[1:], neuron)
         body = nn.Sequential(self.block, self.features)
         flat = output_features(body, torch.zeros(1, 1, in_channels, *input_size))
-        self.hidden, width_out = dense_stack(flat, hidden, neuron, dropout)
+        # PLIF neurons take (1 - decay) = 1/2 of their input at init: without batch norm
+        # the wide FC layer on sparse event spikes starts silent (no gradient reaches it).
+        self.hidden, width_out = dense_stack(flat, hidden, neuron, dropout, fc_batch_norm)
         self.readout = Readout(width_out, num_classes)
 
     @classmethod
