@@ -474,9 +474,13 @@ def _ratio(x: float) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
+    from .data import DatasetFilesMissing
+
     args = parse_args(argv)
     try:
         result, _ = run(args)
+    except DatasetFilesMissing as missing:  # a clear message, not a traceback
+        raise SystemExit(f"error: {missing}") from None
     finally:
         if torch_dist.is_initialized():
             torch_dist.destroy_process_group()

@@ -149,3 +149,10 @@ def test_ddp_two_cpu_processes_stay_identical(tmp_path):
     torch.manual_seed(0)
     fresh = build("mtsnn", "digits", T=2)
     assert not torch.equal(fresh.state_dict()["encoder.0.weight"], p0["encoder.0.weight"])
+
+
+def test_missing_dataset_files_exit_with_where_to_put_them(tmp_path):
+    with pytest.raises(SystemExit, match="never downloads") as err:
+        train.main(["--dataset", "fashion-mnist", "--data-root", str(tmp_path), "--out",
+                    str(tmp_path / "out"), "--no-progress"])
+    assert "t10k-images-idx3-ubyte" in str(err.value) or "train-images" in str(err.value)
