@@ -173,7 +173,7 @@ class Suite:
             lines.append(f"{r.op:<16}{r.case:<30}{r.dtype:<9}{r.impl:<18}{r.direction:<8}"
                          f"{r.median_ms:10.3f}{gbps:>8}{frac:>7}  {ratios}")
         lines.append(f"copy bandwidth {self.copy_bps / 1e9:.1f} GB/s, matmul "
-                     f"{self.matmul_flops / 1e12:.2f} TFLOP/s on {self.device_name()}")
+                     f"{self.matmul_flops / 1e9:.0f} GFLOP/s on {self.device_name()}")
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 
@@ -182,10 +182,20 @@ def _is_backend(name: str) -> bool:
     return name in ("reference", "cpu", "triton", "cuda")
 
 
-def write_results(suite: Suite, out_dir: str) -> str:
+def write_results(suite: Suite, out_dir: str, partial: bool = False) -> str:
+    """Write the suite's JSON; a ``partial`` run (``--only``) replaces only its own ops'
+    rows and notes in an existing file, keeping the other ops' results."""
     os.makedirs(out_dir, exist_ok=True)
     prefix = "gpu" if suite.device.type == "cuda" else socket.gethostname()
     path = os.path.join(out_dir, f"{prefix}-{suite.device_name()}.json")
+    result = suite.to_json()
+    if partial and os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        ops = {r["op"] for r in result["rows"]}
+        result["rows"] = [r for r in old.get("rows", []) if r["op"] not in ops] + result["rows"]
+        result["notes"] = [n for n in old.get("notes", [])
+                           if not any(n.startswith(op) for op in ops)] + result["notes"]
     with open(path, "w") as f:
-        json.dump(suite.to_json(), f, indent=1)
+        json.dump(result, f, indent=1)
     return path

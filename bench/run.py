@@ -47,7 +47,7 @@ def main(argv=None) -> int:
             traceback.print_exc()
             failed.append(name)
     print(suite.table())
-    path = write_results(suite, args.out)
+    path = write_results(suite, args.out, partial=bool(args.only))
     print(f"results: {path}")
     png = plot_suite(suite, path[:-len(".json")] + ".png")
     if png:

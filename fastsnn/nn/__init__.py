@@ -2,5 +2,8 @@
 
 from .binary_conv import BinaryConv2d
 from .lif import MultiThresholdLIF
+from .stcb import STCB
+from .synaptic import CausalTemporalConv, SynapticConvBlock
 
-__all__ = ["BinaryConv2d", "MultiThresholdLIF"]
+__all__ = ["STCB", "BinaryConv2d", "CausalTemporalConv", "MultiThresholdLIF",
+           "SynapticConvBlock"]

@@ -1,0 +1,134 @@
+"""Building blocks the paper networks share: time folding, spiking conv stacks, readout.
+
+Tensors are time-major ``[T, N, ...]``. Stateless layers (conv, batch norm, pooling) run
+once on the ``[T*N, ...]`` fold, so one kernel launch covers every time step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Union
+
+import torch
+from torch import nn
+
+from ..nn import MultiThresholdLIF
+
+# A feature spec: an int is a 3x3 conv (stride 1, "same" padding) to that many channels
+# followed by batch norm and a spiking neuron; "M" / "A" a 2x2 max / average pool.
+FeatureSpec = Sequence[Union[int, str]]
+
+
+class TimeDistributed(nn.Module):
+    """Applies ``module`` to every step of ``[T, N, ...]`` at once via the ``[T*N, ...]`` fold."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t, n = x.shape[:2]
+        y = self.module(x.reshape(t * n, *x.shape[2:]))
+        return y.reshape(t, n, *y.shape[1:])
+
+
+class TimeSharedDropout(nn.Module):
+    """Dropout whose mask is drawn once per sample and reused at every time step.
+
+    A fresh mask per step would let a neuron's spikes leak through on other steps; sharing
+    it is what spiking-network dropout layers (e.g. SpikingJelly's) do.
+    """
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout p must lie in [0, 1), got {p!r}")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.empty_like(x[:1]).bernoulli_(1 - self.p) / (1 - self.p)
+        return x * keep
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Readout(nn.Module):
+    """Non-spiking linear classifier on ``[T, N, F]``; logits averaged over T."""
+
+    def __init__(self, in_features: int, num_classes: int):
+        super().__init__()
+        self.fc = nn.Linear(in_features, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x).mean(0)
+
+
+def conv_stack(in_channels: int, spec: FeatureSpec, neuron: Callable[[], nn.Module]
+               ) -> tuple[nn.Sequential, int]:
+    """Time-distributed conv-BN-neuron / pooling layers from ``spec``; ``(stack, channels)``."""
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for item in spec:
+        if item == "M":
+            layers.append(TimeDistributed(nn.MaxPool2d(2)))
+        elif item == "A":
+            layers.append(TimeDistributed(nn.AvgPool2d(2)))
+        elif isinstance(item, int) and not isinstance(item, bool) and item > 0:
+            layers += [TimeDistributed(nn.Conv2d(channels, item, 3, padding=1, bias=False)),
+                       TimeDistributed(nn.BatchNorm2d(item)), neuron()]
+            channels = item
+        else:
+            raise ValueError(f"feature spec items are channel counts or 'M'/'A', got {item!r}")
+    return nn.Sequential(*layers), channels
+
+
+def dense_stack(in_features: int, hidden: Sequence[int], neuron: Callable[[], nn.Module],
+                dropout: float, batch_norm: bool = False) -> tuple[nn.Sequential, int]:
+    """``[dropout] -> Linear [-> BN] -> neuron`` per hidden width, on ``[T, N, F]``.
+
+    ``batch_norm`` keeps the pre-activations of wide layers fed by sparse spikes in the
+    neurons' working range; without it a wide layer can start silent, and a silent layer
+    gets no surrogate gradient.
+    """
+    layers: list[nn.Module] = []
+    features = in_features
+    for width in hidden:
+        if dropout:
+            layers.append(TimeSharedDropout(dropout))
+        layers.append(nn.Linear(features, width, bias=not batch_norm))
+        if batch_norm:
+            layers.append(TimeDistributed(nn.BatchNorm1d(width)))
+        layers.append(neuron())
+        features = width
+    if dropout and hidden:
+        layers.append(TimeSharedDropout(dropout))
+    return nn.Sequential(*layers), features
+
+
+def neuron_factory(levels: int, surrogate: str, threshold: float, decay: float, reset: str,
+                   width, detach_reset: bool, learnable: bool, form: str,
+                   backend) -> Callable[[], MultiThresholdLIF]:
+    """A constructor of identically configured ``MultiThresholdLIF`` layers."""
+    def make() -> MultiThresholdLIF:
+        return MultiThresholdLIF(levels=levels, threshold=threshold, decay=decay,
+                                 learnable_decay=learnable, form=form, reset=reset,
+                                 surrogate=surrogate, width=width,
+                                 detach_reset=detach_reset, backend=backend)
+    return make
+
+
+@torch.no_grad()
+def output_features(module: nn.Module, example: torch.Tensor) -> int:
+    """Features per sample and step that ``module`` produces for ``example`` ``[T, 1, ...]``.
+
+    Runs in eval mode so batch-norm statistics stay untouched.
+    """
+    was_training = module.training
+    module.eval()
+    try:
+        return int(module(example)[0, 0].numel())
+    finally:
+        module.train(was_training)
