@@ -19,7 +19,9 @@ processes and the counts are summed; only rank 0 prints and writes files.
 Extending (ALBSNN and others): ``ARGUMENT_HOOKS`` add command-line options,
 ``MODEL_OPTIONS[name]`` maps the arguments to the model's constructor options, and
 ``CALLBACKS[name]`` builds callbacks for a run. A callback may define any of
-``on_batch_end(step, model, loss)``, ``on_epoch_end(epoch, model, metrics)``,
+``on_train_begin(model, optimizer)``, ``on_after_backward(step, model)`` (between
+``backward`` and the optimiser step), ``on_batch_end(step, model, loss)``,
+``on_epoch_end(epoch, model, metrics)``,
 ``on_train_end(model, result)`` (add keys to the run's JSON) and
 ``state_dict()`` / ``load_state_dict(state)`` (saved in checkpoints).
 """
@@ -33,6 +35,7 @@ import math
 import os
 import platform
 import random
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -274,6 +277,9 @@ def train_epoch(model, core, loader, optimizer, args, dist, callbacks, epoch) ->
         loss = _loss(logits, y, args.loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        for cb in callbacks:
+            if hasattr(cb, "on_after_backward"):
+                cb.on_after_backward(step, core)
         optimizer.step()
         loss_sum += float(loss.detach()) * len(y)
         correct += float((logits.argmax(-1) == y).sum())
@@ -344,6 +350,11 @@ def _restore(path: Path, args, core, opt, sched, callbacks, device) -> tuple[int
         if state["args"].get(key) != getattr(args, key):
             raise SystemExit(f"--resume: checkpoint {path} has {key}="
                              f"{state['args'].get(key)!r}, this run {getattr(args, key)!r}")
+    # callbacks first: they restore structure (binarised layers, BWO's extra parameters
+    # and optimiser groups) that the model and optimiser states refer to
+    for cb, cb_state in zip(callbacks, state["callbacks"]):
+        if cb_state is not None and hasattr(cb, "load_state_dict"):
+            cb.load_state_dict(cb_state)
     core.load_state_dict(state["model"])
     opt.load_state_dict(state["optimizer"])
     if sched is not None and state["scheduler"] is not None:
@@ -351,9 +362,6 @@ def _restore(path: Path, args, core, opt, sched, callbacks, device) -> tuple[int
     torch.set_rng_state(state["rng"].cpu())
     if state["cuda_rng"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
-    for cb, cb_state in zip(callbacks, state["callbacks"]):
-        if cb_state is not None and hasattr(cb, "load_state_dict"):
-            cb.load_state_dict(cb_state)
     return state["epoch"], state["history"]
 
 
@@ -379,6 +387,9 @@ def run(args: argparse.Namespace, callbacks: Sequence = ()) -> tuple[dict, nn.Mo
         model = nn.parallel.DistributedDataParallel(
             core, device_ids=[dist.device.index] if dist.device.type == "cuda" else None)
     opt, sched = make_optimizer(args, core)
+    for cb in callbacks:
+        if hasattr(cb, "on_train_begin"):
+            cb.on_train_begin(core, opt)
     train_loader, sampler, test_loader = make_loaders(args, dist, train_set, test_set)
     out = Path(args.out)
     name = run_name(args)
@@ -486,6 +497,10 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
             torch_dist.destroy_process_group()
     return result
 
+
+from .albsnn import training as _albsnn_training  # noqa: E402  (registers its CLI options)
+
+_albsnn_training.install(sys.modules[__name__])
 
 if __name__ == "__main__":
     main()

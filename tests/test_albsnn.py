@@ -6,8 +6,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fastsnn.albsnn import (AccuracyLossEstimator, BinaryWeightOptimizer, LayerSelector,
-                            output_error, storage_report, weight_error)
+from fastsnn.albsnn import (
+    AccuracyLossEstimator,
+    BinaryWeightOptimizer,
+    LayerSelector,
+    output_error,
+    storage_report,
+    weight_error,
+)
 from fastsnn.models.albsnn import ALBSNN
 from fastsnn.nn.binary_conv import BinaryConv2d
 

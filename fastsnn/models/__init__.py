@@ -18,6 +18,7 @@ from collections.abc import Callable
 from torch import nn
 
 from ..data.catalog import dataset_info
+from .albsnn import ALBSNN
 from .mtsnn import MTSNN
 from .stcnet import STCNet
 from .stcsnn import STCSNN
@@ -56,6 +57,6 @@ def _stcsnn(dataset: str, **options) -> nn.Module:
 register("mtsnn", MTSNN.from_dataset)
 register("stcnet", STCNet.from_dataset)
 register("stcsnn", _stcsnn)
-# register("albsnn", ALBSNN.from_dataset)   <- the ALBSNN branch (paper D)
+register("albsnn", ALBSNN.from_dataset)
 
-__all__ = ["MTSNN", "STCNet", "STCSNN", "build", "names", "register"]
+__all__ = ["ALBSNN", "MTSNN", "STCNet", "STCSNN", "build", "names", "register"]

@@ -36,6 +36,14 @@ class _ConvBNLIF(nn.Module):
         return self.pool(s.flatten(0, 1)).unflatten(0, s.shape[:2])
 
 
+CONFIGS = {
+    "digits": dict(widths=(32, 64, 64), pool_after=(0,)),
+    "fashion-mnist": dict(widths=(32, 64, 128), pool_after=(0, 1)),
+    "cifar10": dict(widths=(128, 256, 256, 512, 512, 1024), pool_after=(1, 3, 5)),
+    "cifar100": dict(widths=(128, 256, 256, 512, 512, 1024), pool_after=(1, 3, 5)),
+}
+
+
 class ALBSNN(nn.Module):
     """``widths`` conv stages (3x3, BN, multi-threshold LIF), the stages listed in
     ``pool_after`` followed by 2x2 max pooling, then a 1x1 classifier conv + GAP, averaged
@@ -56,6 +64,20 @@ class ALBSNN(nn.Module):
         self.features = nn.Sequential(*stages)
         self.classifier = BinaryConv2d(cin, num_classes, 1, bias=True, levels=levels)
         self.classifier.set_binarized(False)
+
+    @classmethod
+    def from_dataset(cls, dataset: str, **overrides) -> ALBSNN:
+        """The configuration for ``dataset`` (a key of ``CONFIGS``; the layer lists follow
+        the proposed harness in the paper notes, not the paper), options overridden."""
+        from ..data.catalog import dataset_info
+
+        if dataset not in CONFIGS:
+            raise ValueError(f"ALBSNN has no configuration for dataset {dataset!r}; "
+                             f"known: {sorted(CONFIGS)}")
+        info = dataset_info(dataset)
+        kw = dict(CONFIGS[dataset], in_channels=info.channels, num_classes=info.num_classes)
+        kw.update(overrides)
+        return cls(**kw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:  # static image: repeat over T (direct encoding)
