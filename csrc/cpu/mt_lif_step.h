@@ -1,0 +1,218 @@
+// mt_lif: the lane loops of one time step over one tile (the driver is cpu/mt_lif.cpp).
+//
+// Each step is one branch-free loop over the tile's lanes that GCC vectorises (forward:
+// forward_step, plus store_sg in save mode sg; backward: backward_step_h or _sg). Options
+// are loop-invariant selects (cpu/dtypes.h `select`) or pointers chosen outside the loop
+// (an output that is not kept goes to a scratch lane array, an absent input is read from a
+// lane array of zeros), so one loop serves every option set. Template parameters are only
+// the dtypes, the surrogate and KMax, the number of thresholds: 1 (levels == 1), 4 (levels
+// 2..4; thresholds past `levels` are NaN, never reached) or 0 (any levels: a runtime loop
+// per lane, not vectorised). Every expression keeps the reference's order of operations
+// (fastsnn/reference/mt_lif.py), so spikes and h match it bit for bit.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+
+#include "common/mt_lif.h"
+#include "cpu/dtypes.h"
+#include "cpu/surrogate.h"
+
+#define FASTSNN_INLINE [[gnu::always_inline]] inline
+
+namespace fastsnn::cpu {
+
+// Elements per tile. 64 measured fastest of 32..512 (AVX-512, float32, [4, 32, 128, 256]):
+// larger tiles were up to 1.5x slower, smaller ones pay the per-tile set-up.
+constexpr int64_t kLanes = 64;
+
+// lam, c (1 for stbp, 1 - lam for plif) and alpha (0 without synaptic current) per lane.
+template <class A>
+struct alignas(64) LaneParams {
+  A lam[kLanes], c[kLanes], alpha[kLanes];
+};
+
+// The scalars of one call in the compute dtype, derived as the reference derives them.
+template <class A>
+struct StepConsts {
+  SurrogateConsts<A> sc;
+  A thr_k[4];     // k * thr for k = 1..4, rounded once; NaN past `levels`
+  A soft_thr;     // thr for reset "soft", else 0: u = h - soft_thr * s is h exactly
+  bool hard, soft, attached, syn, plif;
+  int levels;
+  explicit StepConsts(const MtLifParams& p) : sc(p) {
+    for (int k = 1; k <= 4; ++k) {
+      thr_k[k - 1] = k <= p.levels ? A(k) * sc.thr : std::numeric_limits<A>::quiet_NaN();
+    }
+    hard = p.reset == Reset::Hard;
+    soft = p.reset == Reset::Soft;
+    soft_thr = soft ? sc.thr : A(0);
+    attached = !p.detach_reset;
+    syn = p.syn_size > 0;
+    plif = p.form == Form::Plif;
+    levels = p.levels;
+  }
+};
+
+// s = sum_k [h >= k * thr] (reference `staircase`), summed in k order.
+template <int KMax, class A>
+FASTSNN_INLINE A staircase(A h, const StepConsts<A>& k) {
+  A s = select(h >= k.thr_k[0], A(1), A(0));
+  if constexpr (KMax == 4) {
+    for (int i = 1; i < 4; ++i) s = s + select(h >= k.thr_k[i], A(1), A(0));  // NaN: never
+  } else if constexpr (KMax == 0) {
+    for (int i = 2; i <= k.levels; ++i) s = s + select(h >= A(i) * k.sc.thr, A(1), A(0));
+  }
+  return s;
+}
+
+// u after the step: hard -> 0 when h >= thr; soft -> h - thr * s; none -> h.
+template <class A>
+FASTSNN_INLINE A reset(A h, A s, const StepConsts<A>& k) {
+  const A u = h - k.soft_thr * s;
+  return select(k.hard & (h >= k.sc.thr), A(0), u);
+}
+
+// sg(h) = sum_k g(h - k * thr) in k order; *b1 = g(h - thr).
+template <Surrogate Kind, int KMax, class A>
+FASTSNN_INLINE A multi_bump(A h, const StepConsts<A>& k, A* b1) {
+  A sg = bump<Kind>(h - k.thr_k[0], k.sc);
+  *b1 = sg;
+  if constexpr (KMax == 4) {
+    for (int i = 1; i < 4; ++i) {
+      const A t = k.thr_k[i];  // rect and triangle give 0 for NaN; the sigmoid needs a select
+      const A b = bump<Kind>(h - t, k.sc);
+      sg = sg + (Kind == Surrogate::Sigmoid ? select(t != t, A(0), b) : b);
+    }
+  } else if constexpr (KMax == 0) {
+    for (int i = 2; i <= k.levels; ++i) sg = sg + bump<Kind>(h - A(i) * k.sc.thr, k.sc);
+  }
+  return sg;
+}
+
+// ------------------------------------------------------------------ forward
+
+// One step: j = alpha * j + x (or x), h = lam * u + c * j, s, u = reset. Writes s, h and j
+// to their outputs (scratch lanes when not kept) and updates the state u, j.
+template <int KMax, class S, class A>
+FASTSNN_INLINE void forward_step(const StepConsts<A>& k0, const LaneParams<A>& lp,
+                                 const S* __restrict x, int64_t n, A* __restrict u,
+                                 A* __restrict j, S* __restrict s, A* __restrict h_out,
+                                 A* __restrict j_out) {
+  const StepConsts<A> k = k0;  // a local copy: no store below can alias it
+  for (int64_t i = 0; i < n; ++i) {
+    const A xv = widen(x[i]);
+    const A with_syn = lp.alpha[i] * j[i] + xv;
+    const A jv = select(k.syn, with_syn, xv);
+    const A h = lp.lam[i] * u[i] + lp.c[i] * jv;  // c = 1 (stbp): the product is exact
+    const A cnt = staircase<KMax>(h, k);
+    s[i] = narrow<S, A>(cnt);
+    h_out[i] = h;
+    j_out[i] = jv;
+    j[i] = jv;
+    u[i] = reset(h, cnt, k);
+  }
+}
+
+// Save mode sg: sg(h) rounded to the storage dtype.
+template <Surrogate Kind, int KMax, class S, class A>
+FASTSNN_INLINE void store_sg(const StepConsts<A>& k0, const A* __restrict h, int64_t n,
+                             S* __restrict out) {
+  const StepConsts<A> k = k0;
+  for (int64_t i = 0; i < n; ++i) {
+    A b1;
+    out[i] = narrow<S, A>(multi_bump<Kind, KMax>(h[i], k, &b1));
+  }
+}
+
+// ------------------------------------------------------------------ backward
+
+// What the recurrence needs from the saved tensors at one step and lane.
+template <class A>
+struct Terms {
+  A sg, dudh, prev;  // sg(h[t]), du[t]/dh[t], u[t-1] (0 when no decay gradient is asked for)
+};
+
+// Save mode h: sg and du/dh from h[t]; u[t-1] = reset(hp) from hp = h[t-1] when prev_from_h,
+// else hp is u[t-1] itself (v0, or zeros before the first step / without decay gradient).
+template <Surrogate Kind, int KMax, class A>
+FASTSNN_INLINE Terms<A> terms_from_h(const StepConsts<A>& k, A h, A hp, bool prev_from_h) {
+  A b1;
+  const A sg = multi_bump<Kind, KMax>(h, k, &b1);
+  const A kept = select(h >= k.sc.thr, A(0), A(1));  // 1 - H(h - thr)
+  const A d_hard = select(k.attached, kept - h * b1, kept);
+  const A d_soft = select(k.attached, A(1) - k.sc.thr * sg, A(1));
+  const A dudh = select(k.hard, d_hard, select(k.soft, d_soft, A(1)));
+  const A prev = select(prev_from_h, reset(hp, staircase<KMax>(hp, k), k), hp);
+  return {sg, dudh, prev};
+}
+
+// Save mode sg (no decay gradient; a hard reset only when detached, whose mask is s >= 1,
+// the same test as h >= thr).
+template <bool Hard, class A>
+FASTSNN_INLINE Terms<A> terms_from_sg(const StepConsts<A>& k, A sg, A s) {
+  const A d_hard = select(s >= A(1), A(0), A(1));
+  const A d_soft = select(k.soft & k.attached, A(1) - k.sc.thr * sg, A(1));
+  return {sg, Hard ? d_hard : d_soft, A(0)};
+}
+
+// The lanes' running backward state.
+template <class A>
+struct alignas(64) BackwardState {
+  A gu[kLanes], gj[kLanes], gdecay[kLanes], gsyn[kLanes];
+};
+
+// Pointers of one step: `jt` is j[t] (zeros unless a plif decay gradient needs it), `jp` is
+// j[t-1] (zeros unless the synaptic gradient needs it).
+template <class S, class A>
+struct BackwardStep {
+  const S* grad_s;
+  const A *jt, *jp;
+  S* gx;
+};
+
+// gh, gu, the decay and synaptic-decay accumulators, gj and gx of one lane.
+template <class S, class A>
+FASTSNN_INLINE void recurrence(const StepConsts<A>& k, const LaneParams<A>& lp,
+                               const BackwardStep<S, A>& io, int64_t i, Terms<A> tm,
+                               A* __restrict gu, A* __restrict gj, A* __restrict gdecay,
+                               A* __restrict gsyn) {
+  const A gh = widen(io.grad_s[i]) * tm.sg + gu[i] * tm.dudh;
+  gu[i] = lp.lam[i] * gh;
+  const A u_term = select(k.plif, tm.prev - io.jt[i], tm.prev);  // u[t-1] (- j[t] for plif)
+  gdecay[i] = gdecay[i] + gh * u_term;
+  const A gc = lp.c[i] * gh;  // c = 1 (stbp): exact
+  const A gjt = select(k.syn, gc + gj[i], gc);
+  gsyn[i] = gsyn[i] + gjt * io.jp[i];
+  gj[i] = lp.alpha[i] * gjt;
+  io.gx[i] = narrow<S, A>(gjt);
+}
+
+// One backward step in save mode h. `hp`: see terms_from_h.
+template <Surrogate Kind, int KMax, class S, class A>
+FASTSNN_INLINE void backward_step_h(const StepConsts<A>& k0, const LaneParams<A>& lp,
+                                    const A* __restrict h, const A* __restrict hp,
+                                    bool prev_from_h, const BackwardStep<S, A>& io,
+                                    int64_t n, BackwardState<A>& st) {
+  const StepConsts<A> k = k0;  // a local copy: no store below can alias it
+  for (int64_t i = 0; i < n; ++i) {
+    const Terms<A> tm = terms_from_h<Kind, KMax>(k, h[i], hp[i], prev_from_h);
+    recurrence(k, lp, io, i, tm, st.gu, st.gj, st.gdecay, st.gsyn);
+  }
+}
+
+// One backward step in save mode sg; `s` is read only for a hard reset.
+template <bool Hard, class S, class A>
+FASTSNN_INLINE void backward_step_sg(const StepConsts<A>& k0, const LaneParams<A>& lp,
+                                     const S* __restrict saved, const S* __restrict s,
+                                     const BackwardStep<S, A>& io, int64_t n,
+                                     BackwardState<A>& st) {
+  const StepConsts<A> k = k0;
+  for (int64_t i = 0; i < n; ++i) {
+    const A sv = Hard ? widen(s[i]) : A(0);
+    const Terms<A> tm = terms_from_sg<Hard>(k, widen(saved[i]), sv);
+    recurrence(k, lp, io, i, tm, st.gu, st.gj, st.gdecay, st.gsyn);
+  }
+}
+
+}  // namespace fastsnn::cpu

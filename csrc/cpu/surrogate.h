@@ -1,0 +1,68 @@
+// Surrogate bumps g(z) of SPEC.md section 1 (fastsnn/reference/surrogate.py), written as
+// branch-free scalar functions that GCC inlines and vectorises inside lane loops. The
+// order of operations copies the reference, so rect and triangle agree bit for bit; the
+// sigmoid uses exp_approx below and agrees to a few float ulps.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "common/mt_lif.h"
+#include "cpu/dtypes.h"
+
+namespace fastsnn::cpu {
+
+// exp for float without a libm call, so the sigmoid loop vectorises (glibc's vector expf
+// needs -ffast-math). Cephes expf: Cody-Waite reduction by ln 2, degree-6 polynomial,
+// about 1 ulp. The argument is clamped to [-87, 88], where the result stays a normal float;
+// beyond it the sigmoid bump is below 1e-37 anyway. NaN stays NaN.
+inline float exp_approx(float x) {
+  // Bit selects: with two ?: clamps GCC threads the jumps and gives up vectorising.
+  x = select(x < -87.0f, -87.0f, x);
+  x = select(x > 88.0f, 88.0f, x);
+  const float magic = 12582912.0f;  // 1.5 * 2^23: adding and subtracting it rounds to int
+  const float n = (x * 1.44269504088896341f + magic) - magic;
+  float r = x - n * 0.693359375f;  // 0.693359375 has 9 bits: n * it is exact
+  r = r + n * 2.12194440e-4f;
+  float y = 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  y = y * (r * r) + r + 1.0f;
+  // 2^n, n in [-126, 127]; a NaN x converts 0 instead (undefined), y carries the NaN.
+  const uint32_t scale = uint32_t(int32_t(select(n == n, n, 0.0f)) + 127) << 23;
+  return y * bits_to_float(scale);
+}
+inline double exp_approx(double x) { return std::exp(x); }
+
+// The constants of one call in the compute dtype A, derived exactly as the reference
+// derives them from the (already rounded) threshold and width.
+template <class A>
+struct SurrogateConsts {
+  A thr, a, half_a, inv_a, four_over_a;
+  explicit SurrogateConsts(const MtLifParams& p)
+      : thr(A(p.threshold)),
+        a(A(p.width)),
+        half_a(A(p.width) / A(2)),
+        inv_a(A(1) / A(p.width)),
+        four_over_a(A(4) / A(p.width)) {}
+};
+
+// g(z): one threshold's bump, unit area, width a.
+template <Surrogate K, class A>
+[[gnu::always_inline]] inline A bump(A z, const SurrogateConsts<A>& c) {
+  const A az = select(z < A(0), -z, z);
+  if constexpr (K == Surrogate::Rect) {
+    return select(az < c.half_a, c.inv_a, A(0));
+  } else if constexpr (K == Surrogate::Triangle) {
+    const A t = A(1) - az / c.a;
+    return select(t > A(0), t, A(0)) / c.a;
+  } else {
+    const A sig = A(1) / (A(1) + exp_approx(-((A(4) * z) / c.a)));
+    return c.four_over_a * sig * (A(1) - sig);
+  }
+}
+
+}  // namespace fastsnn::cpu

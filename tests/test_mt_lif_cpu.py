@@ -1,0 +1,329 @@
+"""The C++ CPU backend of ``mt_lif`` against the reference (csrc/cpu/mt_lif.cpp, bound in
+csrc/torch/mt_lif.cpp).
+
+Spikes must equal the reference's bit for bit in every dtype: the recursion runs in float32
+(float64 for float64) either way. Gradients are compared to this tolerance table (rtol,
+and atol times 1 + the largest reference value); "seen" is the worst error over 200-300
+random cases of the strategies below per dtype:
+
+==========  =======  =======  ========================================================
+dtype       tol      seen     where the differences come from
+==========  =======  =======  ========================================================
+float64     1e-12    2e-15    summation order (autograd vs the kernel's fixed order)
+float32     1e-5     5e-7     summation order; the sigmoid bump's exp (ulps apart)
+float16     4e-3     4e-4     sg(h) is kept in float16 for the backward (save mode sg)
+bfloat16    3e-2     3e-3     same, in bfloat16
+==========  =======  =======  ========================================================
+"""
+
+import importlib
+
+import pytest
+import torch
+from helpers import generator, require_backend
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from fastsnn import mt_lif
+from fastsnn.reference.mt_lif import backward_recursion
+
+# ``fastsnn.ops.mt_lif`` the attribute is the function; the module holds the enums.
+op = importlib.import_module("fastsnn.ops.mt_lif")
+
+CPU = torch.device("cpu")
+TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5, torch.float16: 4e-3,
+             torch.bfloat16: 3e-2}
+SETTINGS = dict(deadline=None, suppress_health_check=list(HealthCheck))
+
+
+@pytest.fixture(autouse=True)
+def _cpu_backend():
+    require_backend("cpu", op.KERNEL, CPU)
+
+
+@st.composite
+def cases(draw, dtypes=(torch.float32,)):
+    """Shape ([T, N], [T, N, C] or [T, N, C] + 1 or 2 trailing dims), options, parameters
+    (float / 0-d / [C], with or without grad), v0, layout and a seed for the values."""
+    shape = [draw(st.integers(1, 5)), draw(st.integers(0, 3))]
+    shape += draw(st.lists(st.integers(1, 4), max_size=3))
+    options = dict(levels=draw(st.integers(1, 4)), reset=draw(st.sampled_from(op.RESETS)),
+                   surrogate=draw(st.sampled_from(("rect", "triangle", "sigmoid"))),
+                   detach_reset=draw(st.booleans()), form=draw(st.sampled_from(op.FORMS)),
+                   threshold=draw(st.floats(0.2, 2.0)),
+                   width=draw(st.one_of(st.none(), st.floats(0.1, 2.0))))
+    return dict(shape=shape, options=options, dtype=draw(st.sampled_from(dtypes)),
+                decay=draw(st.sampled_from(["float", "0d", "0d_grad", "C", "C_grad"])),
+                syn=draw(st.sampled_from([None, "float", "0d", "0d_grad", "C_grad"])),
+                v0=draw(st.sampled_from([None, "full", "full_grad", "broadcast_grad"])),
+                x_grad=draw(st.booleans()),
+                layout=draw(st.sampled_from(["contiguous", "strided", "transposed"])),
+                seed=draw(st.integers(0, 2**31 - 1)))
+
+
+def _param(kind, channels, gen, dtype):
+    """A decay-like parameter in (0, 1] (1.0 included now and then)."""
+    if kind is None:
+        return None
+    values = torch.rand(channels, generator=gen, dtype=dtype) * 0.95 + 0.05
+    values[torch.rand(channels, generator=gen) < 0.15] = 1.0
+    if kind == "float":
+        return float(values[0])
+    p = values[:1].reshape(()) if kind.startswith("0d") else values
+    return p.requires_grad_(kind.endswith("grad"))
+
+
+def _x(case, gen):
+    """x with exact threshold hits at t = 0 and a non-contiguous layout when asked."""
+    shape, dtype = case["shape"], case["dtype"]
+    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    thr = torch.tensor(case["options"]["threshold"], dtype=acc)
+    x = torch.randn(shape, generator=gen, dtype=acc) * 1.5 + 0.5 * thr
+    hits = torch.rand(x[0].shape, generator=gen) < 0.3
+    levels = torch.randint(0, 5, x[0].shape, generator=gen).to(acc)
+    x[0] = torch.where(hits, levels * thr, x[0])
+    if case["layout"] == "strided":
+        x = torch.stack([x, x + 1], dim=-1)[..., 0]
+    elif case["layout"] == "transposed":
+        x = x.transpose(0, 1).contiguous().transpose(0, 1)
+    return x.to(dtype).requires_grad_(case["x_grad"])
+
+
+def _inputs(case):
+    gen = generator(case["seed"])
+    x = _x(case, gen)
+    pdtype = torch.float64 if case["dtype"] == torch.float64 else torch.float32
+    channels = case["shape"][2] if len(case["shape"]) > 2 else 1
+    decay = _param(case["decay"], channels, gen, pdtype)
+    syn = _param(case["syn"], channels, gen, pdtype)
+    v0 = None
+    if case["v0"] is not None:
+        # "broadcast": one value per channel, expanded by the op over N and the rest
+        v0_shape = x.shape[1:] if case["v0"].startswith("full") else (channels,) + (1,) * max(
+            x.dim() - 3, 0)
+        v0 = torch.randn(v0_shape, generator=gen, dtype=pdtype)
+        v0.requires_grad_(case["v0"].endswith("grad"))
+    weight = torch.randn(x.shape, generator=gen).to(x.dtype)
+    return x, decay, syn, v0, weight
+
+
+def _run(backend, case, x, decay, syn, v0, weight):
+    """Spikes and the gradients of sum(s * weight) with respect to every leaf needing one."""
+    leaves = [t for t in (x, decay, syn, v0) if isinstance(t, torch.Tensor) and t.requires_grad]
+    s = mt_lif(x, decay, syn_decay=syn, v0=v0, backend=backend, **case["options"])
+    grads = torch.autograd.grad((s * weight).sum(), leaves) if leaves else ()
+    return s, grads
+
+
+def _compare(case):
+    x, decay, syn, v0, weight = _inputs(case)
+    s_ref, g_ref = _run("reference", case, x, decay, syn, v0, weight)
+    s_cpu, g_cpu = _run("cpu", case, x, decay, syn, v0, weight)
+    assert s_cpu.dtype == x.dtype and s_cpu.shape == x.shape
+    assert torch.equal(s_cpu, s_ref)
+    tol = TOLERANCE[x.dtype]
+    for got, want in zip(g_cpu, g_ref, strict=True):
+        assert got.shape == want.shape and got.dtype == want.dtype
+        scale = 1 + want.abs().max().item() if want.numel() else 1
+        torch.testing.assert_close(got.double(), want.double(), rtol=tol, atol=tol * scale)
+
+
+@settings(max_examples=150, **SETTINGS)
+@given(case=cases())
+def test_matches_reference_float32(case):
+    _compare(case)
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(case=cases(dtypes=(torch.float64,)))
+def test_matches_reference_float64(case):
+    _compare(case)
+
+
+@settings(max_examples=80, **SETTINGS)
+@given(case=cases(dtypes=(torch.float16, torch.bfloat16)))
+def test_matches_reference_half(case):
+    _compare(case)
+
+
+def _case(shape, **overrides):
+    case = dict(shape=shape, options=dict(levels=3, reset="soft", surrogate="triangle",
+                                          threshold=0.6),
+                dtype=torch.float32, decay="C_grad", syn="C_grad", v0="full_grad",
+                x_grad=True, layout="contiguous", seed=11)
+    case.update(overrides)
+    return case
+
+
+@pytest.mark.parametrize("form", op.FORMS)
+@pytest.mark.parametrize("shape", [[3, 2, 3, 300], [3, 2, 3, 16, 33], [4, 40, 7, 3]])
+def test_many_tiles(form, shape):
+    """Rows longer than a tile (cut in pieces, a partial last piece) and short rows grouped
+    into tiles, with per-channel parameters and their gradients across tile boundaries."""
+    case = _case(shape)
+    case["options"]["form"] = form
+    _compare(case)
+
+
+@pytest.mark.parametrize("reset", op.RESETS)
+def test_single_step_and_empty_batch(reset):
+    for shape in ([1, 2, 3, 4], [3, 0, 2, 5], [2, 0]):
+        case = _case(shape, seed=len(shape) + shape[1])
+        case["options"].update(reset=reset, levels=2)
+        if len(shape) < 3:
+            case.update(decay="0d_grad", syn="0d_grad")
+        _compare(case)
+
+
+def test_plif_decay_grad_without_synaptic_current():
+    """plif's decay gradient reads j[t] = x[t]: the forward saves x (as j) for it."""
+    for dtype in (torch.float32, torch.float64):
+        case = _case([4, 2, 3, 5], syn=None, dtype=dtype, decay="C_grad")
+        case["options"].update(form="plif", reset="hard")
+        _compare(case)
+
+
+def test_parameter_gradients_do_not_depend_on_thread_count():
+    gen = generator(3)
+    x = torch.randn(4, 8, 16, 600, generator=gen, requires_grad=True)
+    decay = torch.full((16,), 0.7, requires_grad=True)
+    syn = torch.full((1,), 0.4, requires_grad=True)
+    weight = torch.randn(x.shape, generator=gen)
+    threads = torch.get_num_threads()
+    grads = []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            s = mt_lif(x, decay, syn_decay=syn, levels=2, form="plif", backend="cpu")
+            grads.append(torch.autograd.grad((s * weight).sum(), (decay, syn)))
+    finally:
+        torch.set_num_threads(threads)
+    for g in grads[1:]:
+        assert all(torch.equal(a, b) for a, b in zip(g, grads[0], strict=True))
+
+
+class _Outputs(TorchDispatchMode):
+    """Records the outputs of every fastsnn::mt_lif_forward call."""
+
+    def __init__(self):
+        super().__init__()
+        self.saved = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if func is torch.ops.fastsnn.mt_lif_forward.default:
+            self.saved.append(out)
+        return out
+
+
+@pytest.mark.parametrize("reset", op.RESETS)
+def test_no_grad_forward_saves_nothing(reset):
+    x = torch.randn(3, 2, 4, 5, requires_grad=True)
+    decay = torch.full((4,), 0.6, requires_grad=True)
+    syn = torch.tensor(0.5, requires_grad=True)
+    with _Outputs() as rec, torch.no_grad():
+        mt_lif(x, decay, syn_decay=syn, form="plif", reset=reset, backend="cpu")
+    (_, saved, j), = rec.saved
+    assert saved.numel() == 0 and j.numel() == 0
+    with _Outputs() as rec:  # with grad: the kept tensors are there (save mode h and j)
+        mt_lif(x, decay, syn_decay=syn, form="plif", reset=reset, backend="cpu")
+    (_, saved, j), = rec.saved
+    assert saved.shape == j.shape == (3, 2, 4, 5)
+
+
+# ------------------------------------------------------------------ the C++ ops directly
+
+OPTIONS = dict(threshold=0.75, levels=3, reset=op.RESETS.index("soft"), surrogate=1,
+               width=0.75, detach_reset=False, form=op.FORMS.index("plif"))
+
+
+def _direct(x4, decay, syn, v0, save, save_j, decay_grad, syn_grad, grad_s, **options):
+    ops = torch.ops.fastsnn_C
+    args = tuple(dict(OPTIONS, **options).values())
+    s, saved, j = ops.mt_lif_forward(x4, decay, syn, v0, *args, save, save_j)
+    return (s, saved, j), ops.mt_lif_backward(grad_s, s, saved, j, decay, syn, v0, *args,
+                                              save, decay_grad, syn_grad)
+
+
+@pytest.mark.parametrize("decay_shape", [1, 3])
+def test_kernel_saves_x_as_j_without_synaptic_current(decay_shape):
+    gen = generator(decay_shape)
+    x4 = torch.randn(4, 2, 3, 5, generator=gen) * 1.5
+    decay = torch.rand(decay_shape, generator=gen) * 0.9 + 0.05
+    decay[0] = 1.0  # c = 0: u[t-1] - j[t] cannot be recovered from h, only from x
+    v0 = torch.randn(2, 3, 5, generator=gen)
+    grad_s = torch.randn(x4.shape, generator=gen)
+    (s, saved, j), (gx, gdecay, gsyn, gv0) = _direct(x4, decay, None, v0, op.SAVE_H, True,
+                                                     True, False, grad_s)
+    assert torch.equal(j, x4)
+    ref_decay = decay.reshape(-1, 1, 1) if decay_shape > 1 else decay.reshape(())
+    want = backward_recursion(grad_s, x4, ref_decay, threshold=0.75, levels=3, reset="soft",
+                              surrogate="triangle", width=0.75, form="plif", v0=v0)
+    torch.testing.assert_close(gx, want[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gdecay, want[1].reshape(-1), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(gv0, want[3], rtol=1e-5, atol=1e-5)
+    assert gsyn.numel() == 0
+
+
+def test_kernel_rejects_bad_calls():
+    """The binding's own checks: a direct call with bad arguments never reaches a kernel."""
+    x4 = torch.randn(2, 1, 2, 3)
+    decay = torch.full((1,), 0.5)
+    args = tuple(OPTIONS.values())
+    fwd, bwd = torch.ops.fastsnn_C.mt_lif_forward, torch.ops.fastsnn_C.mt_lif_backward
+    with pytest.raises(ValueError, match="contiguous"):
+        fwd(x4.transpose(2, 3), decay, None, None, *args, op.SAVE_NONE, False)
+    with pytest.raises(ValueError, match=r"\[T, N, C, R\]"):
+        fwd(x4[0], decay, None, None, *args, op.SAVE_NONE, False)
+    with pytest.raises(TypeError, match="decay must have dtype"):
+        fwd(x4, decay.double(), None, None, *args, op.SAVE_NONE, False)
+    with pytest.raises(TypeError, match="x must be"):
+        fwd(x4.int(), decay, None, None, *args, op.SAVE_NONE, False)
+    with pytest.raises(ValueError, match="syn_decay must be"):
+        fwd(x4, decay, torch.full((3,), 0.5), None, *args, op.SAVE_NONE, False)
+    with pytest.raises(ValueError, match="v0 must have shape"):
+        fwd(x4, decay, None, torch.zeros(1, 2, 4), *args, op.SAVE_NONE, False)
+    with pytest.raises(ValueError, match="levels"):
+        fwd(x4, decay, None, None, 0.75, 0, *args[2:], op.SAVE_NONE, False)
+    hard = dict(reset=op.RESETS.index("hard"))
+    with pytest.raises(ValueError, match="save mode sg cannot serve a hard reset"):
+        _direct(x4, decay, None, None, op.SAVE_SG, False, False, False, x4, **hard)
+    with pytest.raises(ValueError, match="decay gradient"):
+        _direct(x4, decay, None, None, op.SAVE_SG, False, True, False, x4)
+    with pytest.raises(ValueError, match="j must have shape"):  # plif decay grad needs j
+        _direct(x4, decay, None, None, op.SAVE_H, False, True, False, x4)
+    s, saved, j = fwd(x4, decay, None, None, *args, op.SAVE_NONE, False)
+    with pytest.raises(ValueError, match="save = 1 or 2"):
+        bwd(x4, s, saved, j, decay, None, None, *args, op.SAVE_NONE, False, False)
+    s, saved, j = fwd(x4, decay, None, None, *args, op.SAVE_SG, False)
+    with pytest.raises(ValueError, match="grad_s must match"):
+        bwd(x4[:1], s, saved, j, decay, None, None, *args, op.SAVE_SG, False, False)
+
+
+OPCHECK = [  # (dtype, save, reset, form, per-channel decay)
+    (torch.float32, op.SAVE_SG, "soft", "plif", False),
+    (torch.float32, op.SAVE_H, "hard", "stbp", True),
+    (torch.float64, op.SAVE_H, "none", "plif", True),
+    (torch.bfloat16, op.SAVE_SG, "hard", "stbp", False),
+]
+
+
+@pytest.mark.parametrize("dtype,save,reset,form,per_channel", OPCHECK)
+def test_opcheck(dtype, save, reset, form, per_channel):
+    """The custom ops with the cpu backend: schema, fake impl, autograd registration."""
+    gen = generator(save)
+    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    x = torch.randn(3, 2, 3, 4, generator=gen).to(dtype).requires_grad_()
+    decay = (torch.tensor([0.5, 0.7, 1.0]) if per_channel else torch.tensor([0.6])).to(acc)
+    decay.requires_grad_(save == op.SAVE_H)
+    syn = torch.tensor([0.3], dtype=acc).requires_grad_()
+    v0 = torch.randn(2, 3, 4, generator=gen, dtype=acc).requires_grad_()
+    detach = reset == "hard" and save == op.SAVE_SG
+    options = (0.8, 2, op.RESETS.index(reset), 2, 0.8, detach, op.FORMS.index(form))
+    args = (x, decay, syn, v0, *options, save, True, "cpu")
+    torch.library.opcheck(op._forward, args)
+    s, saved, j = (t.detach() for t in op._forward(*args))
+    torch.library.opcheck(op._backward, (
+        torch.randn_like(s), s, saved, j, decay.detach(), syn.detach(), v0.detach(),
+        *options, save, save == op.SAVE_H, True, "cpu"))
