@@ -26,6 +26,7 @@ inference; the papers count synaptic operations only).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Optional
@@ -141,20 +142,26 @@ def _pj(value: float) -> str:
     return f"{value:.3g} pJ"
 
 
+def _is_conv(module: nn.Module) -> bool:
+    """A 2-D convolution: ``nn.Conv2d`` or fastsnn's ``BinaryConv2d`` (either mode)."""
+    return isinstance(module, (nn.Conv2d, fastsnn_nn.BinaryConv2d))
+
+
 def layer_flops(module: nn.Module, output: torch.Tensor) -> float:
     """ANN multiply-accumulates of one sample-step of ``module`` producing ``output``."""
-    if isinstance(module, nn.Conv2d):
+    if _is_conv(module):
         kh, kw = module.kernel_size
         out_positions = output.shape[-1] * output.shape[-2]
-        return float(out_positions * module.out_channels * module.in_channels // module.groups
+        groups = getattr(module, "groups", 1)
+        return float(out_positions * module.out_channels * module.in_channels // groups
                      * kh * kw)
     return float(module.in_features * module.out_features)
 
 
 def _per_step_numel(module: nn.Module, x: torch.Tensor) -> int:
     """Input elements one sample-step of ``module`` reads (the rest of ``x`` is batch/time)."""
-    if isinstance(module, nn.Conv2d):
-        return int(x[0].numel()) if x.dim() == 4 else int(x.numel())
+    if _is_conv(module):  # [N, C, H, W], [T, N, C, H, W] or one unbatched [C, H, W]
+        return math.prod(x.shape[-3:])
     return module.in_features
 
 
@@ -218,7 +225,7 @@ def count_ops(model: nn.Module, example_input: torch.Tensor, *,
     for name, module in model.named_modules():
         if stcb_type is not None and isinstance(module, stcb_type):
             hooks.append(module.register_forward_hook(stcb_hook(name)))
-        elif isinstance(module, (nn.Conv2d, nn.Linear)):
+        elif _is_conv(module) or isinstance(module, nn.Linear):
             # (an STCB in count mode never calls its conv module: its own hook counts it)
             hooks.append(module.register_forward_hook(layer_hook(name)))
         elif isinstance(module, MultiThresholdLIF):
@@ -248,5 +255,5 @@ def _layer_ops(name: str, entry: dict, n: int, analog: bool, e_mac: float,
     flops = entry["flops"]
     ops = flops * steps if analog else flops * steps * rate
     energy = ops * (e_mac if analog else e_ac)
-    kind = "conv" if isinstance(module, nn.Conv2d) else "linear"
+    kind = "conv" if _is_conv(module) else "linear"
     return LayerOps(name, kind, analog, flops, steps, rate, ops, energy, e_mac * flops)

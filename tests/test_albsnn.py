@@ -190,3 +190,32 @@ def test_export_folds_bwo_gain():
     packed = model.export_packed()
     assert not hasattr(packed.features[1].conv, "bwo_gain")
     torch.testing.assert_close(packed(x), model(x), atol=1e-4, rtol=1e-4)
+
+
+def test_training_run_binarises_and_reports(tmp_path):
+    """A short real run on the digits: selection binarises a layer, the JSON reports it."""
+    from fastsnn import train
+
+    args = train.parse_args([
+        "--model", "albsnn", "--dataset", "digits", "--T", "1", "--levels", "1",
+        "--epochs", "2", "--max-steps", "4", "--train-samples", "256",
+        "--test-samples", "128", "--energy-samples", "16", "--est-every", "2",
+        "--bwo", "flip", "--bwo-patience", "0", "--out", str(tmp_path), "--no-progress"])
+    result, model = train.run(args)
+    assert result["storage_saving"] >= 0.25
+    layers = result["storage_report"]["layers"]
+    assert any(layer["binarized"] for layer in layers)
+    assert not layers[0]["binarized"] and not layers[-1]["binarized"]  # protected
+    assert result["bwo_active"]
+    assert 0.0 <= result["test_accuracy"] <= 1.0
+
+
+def test_full_precision_baseline_binarises_nothing(tmp_path):
+    from fastsnn import train
+
+    args = train.parse_args([
+        "--model", "albsnn", "--dataset", "digits", "--T", "1", "--epochs", "1",
+        "--max-steps", "2", "--train-samples", "64", "--test-samples", "32",
+        "--energy-samples", "8", "--full-precision", "--out", str(tmp_path), "--no-progress"])
+    result, _ = train.run(args)
+    assert result["storage_saving"] == 0.0
