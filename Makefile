@@ -46,7 +46,7 @@ bench: setup
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 lint: $(VENV)/.deps
-	$(PY) -m ruff check fastsnn kernels tests bench setup.py
+	$(PY) -m ruff check fastsnn kernels tests bench tools setup.py
 
 # Torch-free kernel library + C++ unit tests; `sanitize` is the same under ASan + UBSan.
 ctest:
