@@ -16,11 +16,7 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define FASTSNN_HD __host__ __device__ __forceinline__
-#else
-#define FASTSNN_HD inline
-#endif
+#include "common/hd.h"
 
 namespace fastsnn {
 

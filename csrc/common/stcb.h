@@ -6,11 +6,7 @@
 
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define FASTSNN_HD __host__ __device__ __forceinline__
-#else
-#define FASTSNN_HD inline
-#endif
+#include "common/hd.h"
 
 namespace fastsnn {
 

@@ -8,11 +8,11 @@
 #include <bit>
 #include <cstdint>
 
+#include "common/hd.h"
+
 #if defined(__CUDACC__)
-#define FASTSNN_HD __host__ __device__ __forceinline__
 #define FASTSNN_D __device__ __forceinline__
 #else
-#define FASTSNN_HD inline
 #define FASTSNN_D inline
 #endif
 #if defined(__CUDA_ARCH__)

@@ -16,11 +16,7 @@
 
 #include "common/mt_lif.h"
 
-#if defined(__CUDACC__)
-#define FASTSNN_HD __host__ __device__ __forceinline__
-#else
-#define FASTSNN_HD inline
-#endif
+#include "common/hd.h"
 
 namespace fastsnn::cuda::step {
 
