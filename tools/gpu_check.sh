@@ -6,6 +6,8 @@
 #  4. the GPU benchmark suite -> bench/results/gpu-<device>.json (+ .png), and a summary.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+python3 -c "import torch" 2>/dev/null || {
+    echo "gpu-check: python3 has no torch; run this on the GPU machine (CUDA torch)"; exit 2; }
 python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" || {
     echo "gpu-check: torch sees no CUDA device; run this on a GPU machine"; exit 2; }
 LOG=${GPU_CHECK_LOG:-bench/results/gpu-check.log}
