@@ -78,6 +78,9 @@ def run(suite) -> None:
     sj_node, sj_backend = _spikingjelly(device)
     if sj_node is None:
         suite.note(f"mt_lif: {sj_backend}")
+    # the reference's loop over T unrolls, so every (T, dtype, levels) case is its own
+    # graph: lift dynamo's recompile limit, or later cases would silently run eager
+    torch._dynamo.config.recompile_limit = 1024
     compiled = torch.compile(reference_mt_lif, dynamic=True)
     fast = [b for b in ("cpu", "cuda", "triton")
             if not _backends.why_not(b, device.type, "mt_lif_forward")]
