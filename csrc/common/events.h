@@ -87,4 +87,27 @@ FASTSNN_HD float fixed_to_float(int64_t acc, double inv_scale) {
   return static_cast<float>(static_cast<double>(acc) * inv_scale);
 }
 
+// Event rows are [x, y, t, p]; the time of row i.
+template <class index_t>
+FASTSNN_HD int64_t time_at(const index_t* ev, int64_t i) {
+  return static_cast<int64_t>(ev[4 * i + 2]);
+}
+
+// First index in [lo, hi) whose time is at least `d` after t0 (hi when none). Plain bisection:
+// on unsorted input it still returns some index in [lo, hi].
+template <class index_t>
+FASTSNN_HD int64_t first_at_offset(const index_t* ev, int64_t lo, int64_t hi, int64_t t0,
+                                   uint64_t d) {
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    const uint64_t off = static_cast<uint64_t>(time_at(ev, mid)) - static_cast<uint64_t>(t0);
+    if (off < d) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
+}
+
 }  // namespace fastsnn

@@ -56,26 +56,6 @@ void advise_huge_pages(void* data, size_t bytes) {
 #endif
 }
 
-template <class index_t>
-int64_t time_at(const index_t* ev, int64_t i) {
-  return static_cast<int64_t>(ev[4 * i + 2]);
-}
-
-// First index in [lo, hi) whose time is at least `d` after t0 (hi when none). Plain bisection:
-// on unsorted input it still returns some index in [lo, hi].
-template <class index_t>
-int64_t first_at_offset(const index_t* ev, int64_t lo, int64_t hi, int64_t t0, uint64_t d) {
-  while (lo < hi) {
-    const int64_t mid = lo + (hi - lo) / 2;
-    const uint64_t off = static_cast<uint64_t>(time_at(ev, mid)) - static_cast<uint64_t>(t0);
-    if (off < d) {
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
-  }
-  return lo;
-}
 
 // starts[b*T + j]: global index of the first event of segment j of stream b; starts[B*T] = E.
 template <class index_t>

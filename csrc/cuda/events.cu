@@ -30,26 +30,6 @@ constexpr int kThreads = 256;
 constexpr int kItems = 8;  // events per thread in one tile
 constexpr int64_t kTile = int64_t{kThreads} * kItems;
 
-template <class index_t>
-__device__ __forceinline__ int64_t time_at(const index_t* ev, int64_t i) {
-  return static_cast<int64_t>(ev[4 * i + 2]);
-}
-
-// First index in [lo, hi) whose time is at least d after t0 (hi when none).
-template <class index_t>
-__device__ int64_t first_at_offset(const index_t* ev, int64_t lo, int64_t hi, int64_t t0,
-                                   uint64_t d) {
-  while (lo < hi) {
-    const int64_t mid = lo + (hi - lo) / 2;
-    const uint64_t off = static_cast<uint64_t>(time_at(ev, mid)) - static_cast<uint64_t>(t0);
-    if (off < d) {
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
-  }
-  return lo;
-}
 
 template <class index_t>
 __global__ void segment_starts_kernel(EventsParams p, const index_t* ev,

@@ -16,6 +16,7 @@ from torch import nn
 
 from ..nn.binary_conv import BinaryConv2d
 from ..nn.lif import MultiThresholdLIF
+from ._config import from_config
 
 
 class _ConvBNLIF(nn.Module):
@@ -69,15 +70,7 @@ class ALBSNN(nn.Module):
     def from_dataset(cls, dataset: str, **overrides) -> ALBSNN:
         """The configuration for ``dataset`` (a key of ``CONFIGS``; the layer lists follow
         the proposed harness in the paper notes, not the paper), options overridden."""
-        from ..data.catalog import dataset_info
-
-        if dataset not in CONFIGS:
-            raise ValueError(f"ALBSNN has no configuration for dataset {dataset!r}; "
-                             f"known: {sorted(CONFIGS)}")
-        info = dataset_info(dataset)
-        kw = dict(CONFIGS[dataset], in_channels=info.channels, num_classes=info.num_classes)
-        kw.update(overrides)
-        return cls(**kw)
+        return from_config(cls, CONFIGS, dataset, overrides, input_size=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:  # static image: repeat over T (direct encoding)

@@ -18,7 +18,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from ..data.catalog import dataset_info
+from ._config import from_config
 from .layers import FeatureSpec, Readout, conv_stack, dense_stack, neuron_factory, output_features
 
 # Architectures per dataset (channels / "M" pooling, hidden widths, dropout).
@@ -74,14 +74,7 @@ class MTSNN(nn.Module):
     @classmethod
     def from_dataset(cls, dataset: str, **overrides) -> MTSNN:
         """The configuration for ``dataset`` (a key of ``CONFIGS``), options overridden."""
-        if dataset not in CONFIGS:
-            raise ValueError(f"MTSNN has no configuration for dataset {dataset!r}; "
-                             f"known: {sorted(CONFIGS)}")
-        info = dataset_info(dataset)
-        kw = dict(CONFIGS[dataset], in_channels=info.channels, num_classes=info.num_classes,
-                  input_size=info.size)
-        kw.update(overrides)
-        return cls(**kw)
+        return from_config(cls, CONFIGS, dataset, overrides)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:

@@ -20,7 +20,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from ..data.catalog import dataset_info
+from ._config import from_config
 from .layers import (
     FeatureSpec,
     Readout,
@@ -87,14 +87,7 @@ class STCNet(nn.Module):
     @classmethod
     def from_dataset(cls, dataset: str, **overrides) -> STCNet:
         """The configuration for ``dataset`` (a key of ``CONFIGS``), options overridden."""
-        if dataset not in CONFIGS:
-            raise ValueError(f"STCNet has no configuration for dataset {dataset!r}; "
-                             f"known: {sorted(CONFIGS)}")
-        info = dataset_info(dataset)
-        kw = dict(CONFIGS[dataset], in_channels=info.channels, num_classes=info.num_classes,
-                  input_size=info.size)
-        kw.update(overrides)
-        return cls(**kw)
+        return from_config(cls, CONFIGS, dataset, overrides)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5:
