@@ -23,6 +23,7 @@ import torch
 from helpers import generator, require_backend
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mt_lif_compare import assert_matches_reference
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from fastsnn import mt_lif
@@ -108,25 +109,9 @@ def _inputs(case):
     return x, decay, syn, v0, weight
 
 
-def _run(backend, case, x, decay, syn, v0, weight):
-    """Spikes and the gradients of sum(s * weight) with respect to every leaf needing one."""
-    leaves = [t for t in (x, decay, syn, v0) if isinstance(t, torch.Tensor) and t.requires_grad]
-    s = mt_lif(x, decay, syn_decay=syn, v0=v0, backend=backend, **case["options"])
-    grads = torch.autograd.grad((s * weight).sum(), leaves) if leaves else ()
-    return s, grads
-
-
 def _compare(case):
-    x, decay, syn, v0, weight = _inputs(case)
-    s_ref, g_ref = _run("reference", case, x, decay, syn, v0, weight)
-    s_cpu, g_cpu = _run("cpu", case, x, decay, syn, v0, weight)
-    assert s_cpu.dtype == x.dtype and s_cpu.shape == x.shape
-    assert torch.equal(s_cpu, s_ref)
-    tol = TOLERANCE[x.dtype]
-    for got, want in zip(g_cpu, g_ref, strict=True):
-        assert got.shape == want.shape and got.dtype == want.dtype
-        scale = 1 + want.abs().max().item() if want.numel() else 1
-        torch.testing.assert_close(got.double(), want.double(), rtol=tol, atol=tol * scale)
+    inputs = _inputs(case)
+    assert_matches_reference("cpu", case["options"], inputs, TOLERANCE[inputs[0].dtype])
 
 
 @settings(max_examples=150, **SETTINGS)

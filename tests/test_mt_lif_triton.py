@@ -19,6 +19,7 @@ import inspect  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from mt_lif_compare import assert_matches_reference, run
 
 from fastsnn import _backends, mt_lif  # noqa: E402
 from fastsnn.reference.mt_lif import backward_recursion  # noqa: E402
@@ -109,14 +110,6 @@ def _inputs(case):
     return x, decay, syn, v0, weight
 
 
-def _run(backend, case, x, decay, syn, v0, weight):
-    """Spikes and the gradients of sum(s * weight) with respect to every leaf needing one."""
-    leaves = [t for t in (x, decay, syn, v0) if isinstance(t, torch.Tensor) and t.requires_grad]
-    s = mt_lif(x, decay, syn_decay=syn, v0=v0, backend=backend, **case["options"])
-    grads = torch.autograd.grad((s * weight).sum(), leaves) if leaves else ()
-    return s, grads
-
-
 def _contract_saves_plif_x() -> bool:
     """Whether the op keeps j (= x) for a plif decay gradient without synaptic current."""
     x = torch.empty(0, requires_grad=True)
@@ -126,16 +119,8 @@ def _contract_saves_plif_x() -> bool:
 
 
 def _compare(case):
-    x, decay, syn, v0, weight = _inputs(case)
-    s_ref, g_ref = _run("reference", case, x, decay, syn, v0, weight)
-    s_tri, g_tri = _run("triton", case, x, decay, syn, v0, weight)
-    assert s_tri.dtype == x.dtype and s_tri.shape == x.shape
-    assert torch.equal(s_tri, s_ref)
-    tol = TOLERANCE[x.dtype]
-    for got, want in zip(g_tri, g_ref, strict=True):
-        assert got.shape == want.shape and got.dtype == want.dtype
-        scale = 1 + want.abs().max().item() if want.numel() else 1
-        torch.testing.assert_close(got.float(), want.float(), rtol=tol, atol=tol * scale)
+    inputs = _inputs(case)
+    assert_matches_reference("triton", case["options"], inputs, TOLERANCE[inputs[0].dtype])
 
 
 def _supported(case) -> bool:
@@ -223,7 +208,7 @@ def test_plif_decay_grad_without_synaptic_current_public():
         return
     x, decay, syn, v0, weight = _inputs(case)
     with pytest.raises(RuntimeError, match="save_j"):
-        _run("triton", case, x, decay, syn, v0, weight)
+        run("triton", case["options"], x, decay, syn, v0, weight)
 
 
 def test_backward_rejects_save_mode_it_cannot_use():
