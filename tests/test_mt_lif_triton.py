@@ -17,9 +17,9 @@ import importlib  # noqa: E402
 import inspect  # noqa: E402
 
 import pytest  # noqa: E402
-from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from mt_lif_compare import assert_matches_reference, run
+from mt_lif_compare import assert_matches_reference
 
 from fastsnn import _backends, mt_lif  # noqa: E402
 from fastsnn.reference.mt_lif import backward_recursion  # noqa: E402
@@ -110,38 +110,20 @@ def _inputs(case):
     return x, decay, syn, v0, weight
 
 
-def _contract_saves_plif_x() -> bool:
-    """Whether the op keeps j (= x) for a plif decay gradient without synaptic current."""
-    x = torch.empty(0, requires_grad=True)
-    with torch.enable_grad():
-        return op._save_mode(x, torch.empty(1, requires_grad=True), None, None, "soft",
-                             False, "plif")[1]
-
-
 def _compare(case):
     inputs = _inputs(case)
     assert_matches_reference("triton", case["options"], inputs, TOLERANCE[inputs[0].dtype])
 
 
-def _supported(case) -> bool:
-    """False only for the plif decay gradient without synaptic current while the op does
-    not keep x for it (covered by the two plif tests below)."""
-    return _contract_saves_plif_x() or not (
-        case["options"]["form"] == "plif" and case["syn"] is None
-        and case["decay"].endswith("grad"))
-
-
 @settings(max_examples=200, **SETTINGS)
 @given(case=cases())
 def test_matches_reference_float32(case):
-    assume(_supported(case))
     _compare(case)
 
 
 @settings(max_examples=80, **SETTINGS)
 @given(case=cases(dtypes=(torch.float16, torch.bfloat16)))
 def test_matches_reference_half(case):
-    assume(_supported(case))
     _compare(case)
 
 
@@ -198,17 +180,11 @@ def test_kernel_plif_decay_grad_without_synaptic_current(decay_shape):
 
 
 def test_plif_decay_grad_without_synaptic_current_public():
-    """Through the public op: exact gradients, or (while the op does not save x for it) a
-    clear error instead of a wrong gradient."""
+    """Through the public op: the op keeps x for this gradient, which matches the reference."""
     case = dict(shape=[3, 2, 2, 3], options=dict(form="plif", reset="hard"),
                 dtype=torch.float32, decay="C_grad", syn=None, v0=None, x_grad=True,
                 layout="contiguous", seed=7)
-    if _contract_saves_plif_x():
-        _compare(case)
-        return
-    x, decay, syn, v0, weight = _inputs(case)
-    with pytest.raises(RuntimeError, match="save_j"):
-        run("triton", case["options"], x, decay, syn, v0, weight)
+    _compare(case)
 
 
 def test_backward_rejects_save_mode_it_cannot_use():
