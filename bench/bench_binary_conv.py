@@ -36,10 +36,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from harness import fast_backends
 
 import fastsnn
-from fastsnn import _backends
-from fastsnn.ops.binary_conv import KERNEL, PackedBinaryWeight
+from fastsnn.ops.binary_conv import PackedBinaryWeight
 from fastsnn.reference.binary_conv import sign
 
 DENSITY = 0.2
@@ -55,9 +55,7 @@ def _shapes(quick):
 
 def run(suite) -> None:
     device = suite.device
-    fast = [b for b in ("cpu", "cuda", "triton") if not _backends.why_not(b, device.type, KERNEL)]
-    if device.type == "cpu" and "triton" in fast:
-        fast.remove("triton")  # the interpreter measures Python, not the kernel
+    fast = fast_backends("binary_conv2d", device)
     g = torch.Generator().manual_seed(0)
     for shape, cout, k, pad in _shapes(suite.quick):
         x = (torch.rand(shape, generator=g) < DENSITY).float().to(device)

@@ -36,11 +36,9 @@ import sys
 
 import numpy as np
 import torch
-from harness import Row, median_seconds
+from harness import Row, fast_backends, median_seconds
 
 import fastsnn
-from fastsnn import _backends
-from fastsnn.ops.events import KERNEL
 
 SENSOR = (128, 128, 2)
 OP = "events_to_current"
@@ -87,9 +85,7 @@ def _cases(quick: bool):
 
 def run(suite) -> None:
     device = suite.device
-    fast = [b for b in ("cpu", "cuda", "triton") if not _backends.why_not(b, device.type, KERNEL)]
-    if device.type == "cpu" and "triton" in fast:
-        fast.remove("triton")  # the interpreter measures Python, not the kernel
+    fast = fast_backends("events_to_current", device)
     to_frame, tonic_note = _tonic_to_frame()
     if to_frame is None:
         suite.note(f"{OP}: tonic peer skipped: {tonic_note}")

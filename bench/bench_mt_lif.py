@@ -14,9 +14,9 @@ h, writes grad_x in the backward (12 B): 24 B.
 from __future__ import annotations
 
 import torch
+from harness import fast_backends
 
 import fastsnn
-from fastsnn import _backends
 from fastsnn.reference.mt_lif import mt_lif as reference_mt_lif
 
 OPTIONS = dict(threshold=1.0, reset="hard", surrogate="sigmoid", width=1.0, form="plif")
@@ -82,10 +82,7 @@ def run(suite) -> None:
     # graph: lift dynamo's recompile limit, or later cases would silently run eager
     torch._dynamo.config.recompile_limit = 1024
     compiled = torch.compile(reference_mt_lif, dynamic=True)
-    fast = [b for b in ("cpu", "cuda", "triton")
-            if not _backends.why_not(b, device.type, "mt_lif_forward")]
-    if device.type == "cpu" and "triton" in fast:
-        fast.remove("triton")  # the interpreter measures Python, not the kernel
+    fast = fast_backends("mt_lif", device)
     for dtype in (torch.float32, torch.bfloat16):
         for levels in (1, 3):
             for t, shape in _shapes(suite.quick):

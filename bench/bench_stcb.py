@@ -20,9 +20,9 @@ gradients; stepwise against stepwise on the reference backend).
 from __future__ import annotations
 
 import torch
+from harness import fast_backends
 
 import fastsnn
-from fastsnn import _backends
 from fastsnn.models import STCSNN
 
 TARGET_SPEEDUP_T8 = 4.0
@@ -113,7 +113,7 @@ def _bench_network(suite, device):
 
 
 def _summarise(suite, steps, results):
-    lif = _backends.choose(None, suite.device, "mt_lif_forward")
+    lif = fastsnn.available_backends("mt_lif", suite.device.type)[0]  # what None picks
     suite.note(f"stcsnn stepwise: IF neuron = fastsnn.mt_lif on its {lif!r} backend; memory "
                f"figures are bytes saved for backward (parameters excluded)")
     for T in steps:
@@ -134,11 +134,8 @@ def _summarise(suite, steps, results):
                    f"(target >= {TARGET_SPEEDUP_T8:.0f}x: {verdict})")
 
 
-def _op_backends(device, kernel):
-    fast = [b for b in ("cpu", "cuda", "triton") if not _backends.why_not(b, device.type, kernel)]
-    if device.type == "cpu" and "triton" in fast:
-        fast.remove("triton")  # the interpreter measures Python, not the kernel
-    return fast + ["reference"]
+def _op_backends(device, op):
+    return fast_backends(op, device) + ["reference"]
 
 
 def _bench_ops(suite, device):
@@ -153,7 +150,7 @@ def _bench_ops_case(suite, device, E, T):
     common = dict(case=case, dtype="float32", direction="fwd", bytes_moved=4 * E * (T + 1),
                   work=E * T)
     want = fastsnn.stcb(a, T, backend="reference")
-    for backend in _op_backends(device, "stcb_forward"):
+    for backend in _op_backends(device, "stcb"):
         suite.verify(f"stcb {backend} {case}", fastsnn.stcb(a, T, backend=backend), want,
                      exact=True)
         suite.time(lambda b=backend: fastsnn.stcb(a, T, backend=b), op="stcb train",

@@ -21,6 +21,15 @@ from typing import Optional
 import torch
 
 
+def fast_backends(op: str, device: torch.device) -> list[str]:
+    """The compiled backends that run ``fastsnn.<op>`` on ``device`` here, preferred first.
+    Triton on CPU tensors (its interpreter) is left out: it measures Python, not a kernel."""
+    import fastsnn
+
+    return [b for b in fastsnn.available_backends(op, device.type)
+            if b != "reference" and not (b == "triton" and device.type == "cpu")]
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

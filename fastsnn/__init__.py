@@ -7,7 +7,13 @@ Triton, CUDA) checked against it; ``fastsnn.backends()`` says which are availabl
 from . import data, models, nn, ops, reference
 from ._backends import BACKENDS
 from ._backends import backends as _backend_report
-from .ops import binary_conv2d, bitpack, events_to_current, mt_lif, spike_count, stcb
+from .ops._spine import available as _available
+from .ops.binary_conv import binary_conv2d
+from .ops.bitpack import bitpack
+from .ops.events_to_current import events_to_current
+from .ops.mt_lif import mt_lif
+from .ops.spike_count import spike_count
+from .ops.stcb import stcb
 
 __version__ = "0.1.0"
 
@@ -17,5 +23,13 @@ def backends() -> dict[str, dict[str, str]]:
     return _backend_report()
 
 
-__all__ = ["BACKENDS", "backends", "binary_conv2d", "bitpack", "data", "events_to_current",
-           "models", "mt_lif", "nn", "ops", "reference", "spike_count", "stcb", "__version__"]
+def available_backends(op: str, device: str = "cpu") -> tuple[str, ...]:
+    """The backends that can run ``op`` (e.g. ``"mt_lif"``) on ``device`` ("cpu" or
+    "cuda") here, in the order the automatic choice prefers them: the first is what
+    ``backend=None`` picks (triton on CPU tensors, interpreted, comes after reference)."""
+    return _available(op, device)
+
+
+__all__ = ["BACKENDS", "available_backends", "backends", "binary_conv2d", "bitpack", "data",
+           "events_to_current", "models", "mt_lif", "nn", "ops", "reference", "spike_count",
+           "stcb", "__version__"]

@@ -18,6 +18,9 @@ from typing import Optional
 import torch
 
 BACKENDS = ("reference", "cpu", "triton", "cuda")
+# The automatic choice takes the first of these that can run, else reference. On CPU
+# tensors triton runs only under its interpreter (a test tool), never chosen automatically.
+AUTOMATIC = {"cuda": ("cuda", "triton"), "cpu": ("cpu",)}
 
 
 @functools.cache
@@ -43,11 +46,12 @@ def triton_interpreted() -> bool:
 
 
 def has_kernel(kernel: str, dispatch_key: str) -> bool:
-    """Whether ``fastsnn_C::<kernel>`` has a kernel registered for ``dispatch_key``."""
+    """Whether the extension registered an implementation of ``fastsnn::<kernel>`` for
+    ``dispatch_key`` ("CPU" or "CUDA")."""
     if not _extension()[0]:
         return False
     try:
-        return torch._C._dispatch_has_kernel_for_dispatch_key(f"fastsnn_C::{kernel}",
+        return torch._C._dispatch_has_kernel_for_dispatch_key(f"fastsnn::{kernel}",
                                                               dispatch_key)
     except RuntimeError:  # the op itself is not registered in this build
         return False
@@ -56,7 +60,7 @@ def has_kernel(kernel: str, dispatch_key: str) -> bool:
 def why_not(backend: str, device: str, kernel: Optional[str] = None) -> str:
     """Empty string when ``backend`` can run on ``device`` ('cpu' or 'cuda'), else why not.
 
-    ``kernel`` names the C++ op (``fastsnn_C::<kernel>``) whose registration decides the
+    ``kernel`` names the op (``fastsnn::<kernel>``) whose C++ registration decides the
     ``cpu`` and ``cuda`` backends; without it only the extension itself is checked.
     """
     if backend == "reference":
@@ -76,7 +80,9 @@ def why_not(backend: str, device: str, kernel: Optional[str] = None) -> str:
         ok, reason = _extension()
         if not ok:
             return reason
-        if not has_kernel(kernel or "mt_lif_forward", "CUDA"):
+        built = has_kernel(kernel, "CUDA") if kernel else importlib.import_module(
+            "fastsnn._C").WITH_CUDA
+        if not built:
             return "fastsnn._C was built without CUDA (no nvcc or CPU-only torch at build time)"
         return ""
     if backend == "triton":
@@ -115,11 +121,16 @@ def _choose(backend: Optional[str], dev: str, kernel: str, supported: tuple[str,
         if reason:
             raise RuntimeError(f"backend {forced!r} is unavailable: {reason}")
         return forced
-    order = ("cuda", "triton") if dev == "cuda" else ("cpu",)
-    for name in order:
+    for name in AUTOMATIC[dev]:
         if name in supported and not why_not(name, dev, kernel):
             return name
     return "reference"
+
+
+def preference(device: str) -> tuple[str, ...]:
+    """Every backend, in the order the automatic choice prefers them on ``device``."""
+    first = AUTOMATIC[device] + ("reference",)
+    return first + tuple(b for b in BACKENDS if b not in first)
 
 
 def backends() -> dict[str, dict[str, str]]:

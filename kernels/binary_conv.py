@@ -31,7 +31,10 @@ import torch
 import triton
 import triton.language as tl
 
-SPIKE, SIGN = 0, 1
+from .._enums import BinaryActivation
+
+SIGN = BinaryActivation.SIGN
+
 PACK_BLOCK = 32  # pixels per pack program
 BLOCK_M = 32  # output pixels per conv program
 BLOCK_N = 32  # output channels per conv program
@@ -139,7 +142,7 @@ def _check(x, wpacked, alpha, bias, kh, kw, activation, bits):
     for t in (wpacked, alpha, bias):
         if t is not None and t.device != x.device:
             raise ValueError("all tensors must be on the device of x")
-    if activation not in (SPIKE, SIGN):
+    if activation not in (BinaryActivation.SPIKE, SIGN):
         raise ValueError(f"activation must be 0 (spike) or 1 (sign), got {activation}")
     if bits < 1:
         raise ValueError(f"bits must be >= 1, got {bits}")

@@ -30,18 +30,23 @@ import torch
 import triton
 import triton.language as tl
 
-HARD, SOFT, NO_RESET = 0, 1, 2
-STBP, PLIF = 0, 1
-SAVE_NONE, SAVE_SG, SAVE_H = 0, 1, 2
+from .._enums import Form, Reset, Save, Surrogate
+
+# The enum values (fastsnn/_enums.py) as compile-time constants the kernel bodies compare
+# their constexpr options with; host code uses the IntEnums themselves.
+RECT, TRIANGLE = tl.constexpr(int(Surrogate.RECT)), tl.constexpr(int(Surrogate.TRIANGLE))
+HARD, SOFT = tl.constexpr(int(Reset.HARD)), tl.constexpr(int(Reset.SOFT))
+STBP, PLIF = tl.constexpr(int(Form.STBP)), tl.constexpr(int(Form.PLIF))
+SAVE_SG, SAVE_H = tl.constexpr(int(Save.SG)), tl.constexpr(int(Save.H))
 NUM_WARPS = 4
 
 
 @triton.jit
 def _bump(z, a, SURROGATE: tl.constexpr):
     """g(z) of one threshold (fastsnn/reference/surrogate.py ``bump``)."""
-    if SURROGATE == 0:  # rect
+    if SURROGATE == RECT:
         g = tl.where(tl.abs(z) < a * 0.5, 1.0 / a, 0.0)
-    elif SURROGATE == 1:  # triangle
+    elif SURROGATE == TRIANGLE:
         g = tl.maximum(1.0 - tl.abs(z) / a, 0.0) / a
     else:  # sigmoid: logistic of 4z/a
         sig = 1.0 / (1.0 + tl.exp(-(4.0 * z / a)))
@@ -70,9 +75,9 @@ def _staircase(h, thr, LEVELS: tl.constexpr):
 @triton.jit
 def _reset(h, s, thr, RESET: tl.constexpr):
     """u[t] from h[t] and s[t]: hard to 0 on h >= threshold, soft subtracts, or none."""
-    if RESET == 0:
+    if RESET == HARD:
         u = tl.where(h >= thr, 0.0, h)
-    elif RESET == 1:
+    elif RESET == SOFT:
         u = h - thr * s
     else:
         u = h
@@ -114,16 +119,16 @@ def _mt_lif_fwd_kernel(x_ptr, decay_ptr, syn_ptr, v0_ptr, s_ptr, saved_ptr, j_pt
             j = alpha * j + xt
         else:
             j = xt
-        if FORM == 0:
+        if FORM == STBP:
             h = lam * u + j
         else:
             h = lam * u + c * j
         s = _staircase(h, thr, LEVELS)
         tl.store(s_ptr + offs, s.to(s_ptr.dtype.element_ty), mask=mask)
-        if SAVE == 1:
+        if SAVE == SAVE_SG:
             sg = _multi_bump(h, thr, a, LEVELS, SURROGATE)
             tl.store(saved_ptr + offs, sg.to(saved_ptr.dtype.element_ty), mask=mask)
-        elif SAVE == 2:
+        elif SAVE == SAVE_H:
             tl.store(saved_ptr + offs, h, mask=mask)
         if SAVE_J:
             tl.store(j_ptr + offs, j, mask=mask)
@@ -139,17 +144,17 @@ def _mt_lif_fwd_kernel(x_ptr, decay_ptr, syn_ptr, v0_ptr, s_ptr, saved_ptr, j_pt
 def _sg_dudh(h, sg_saved, s, thr, a, LEVELS: tl.constexpr, RESET: tl.constexpr,
              SURROGATE: tl.constexpr, DETACH: tl.constexpr, SAVE: tl.constexpr):
     """sg(h[t]) and du[t]/dh[t] from the saved h (mode H) or the saved sg and s (mode Sg)."""
-    if SAVE == 2:
+    if SAVE == SAVE_H:
         sg = _multi_bump(h, thr, a, LEVELS, SURROGATE)
         fired = h >= thr
     else:
         sg = sg_saved
         fired = s >= 1.0  # the reset mask: s >= 1 exactly when h >= threshold
-    if RESET == 0:
+    if RESET == HARD:
         dudh = tl.where(fired, 0.0, 1.0)
         if not DETACH:  # only in mode H (the wrapper checks)
             dudh = dudh - h * _bump(h - thr, a, SURROGATE)
-    elif RESET == 1:
+    elif RESET == SOFT:
         if DETACH:
             dudh = tl.full(sg.shape, 1.0, tl.float32)
         else:
@@ -167,11 +172,11 @@ def _grad_step(gs, sg, dudh, u_prev, j_cur, j_prev, gu, gj, gdec, gsyn, lam, c, 
     gh = gs * sg + gu * dudh
     gu = lam * gh
     if DECAY_GRAD:
-        if FORM == 0:
+        if FORM == STBP:
             gdec = gdec + gh * u_prev
         else:
             gdec = gdec + gh * (u_prev - j_cur)
-    if FORM == 0:
+    if FORM == STBP:
         gjt = gh
     else:
         gjt = c * gh
@@ -194,8 +199,8 @@ def _mt_lif_bwd_kernel(gs_ptr, s_ptr, saved_ptr, j_ptr, decay_ptr, syn_ptr, v0_p
                        DECAY_GRAD: tl.constexpr, SYN_GRAD: tl.constexpr,
                        BLOCK: tl.constexpr):
     # j[t] is read for the plif decay gradient, j[t-1] for the synaptic one.
-    LOAD_J: tl.constexpr = (DECAY_GRAD and FORM == 1) or (HAS_SYN and SYN_GRAD)
-    LOAD_S: tl.constexpr = SAVE == 1 and RESET == 0
+    LOAD_J: tl.constexpr = (DECAY_GRAD and FORM == PLIF) or (HAS_SYN and SYN_GRAD)
+    LOAD_S: tl.constexpr = SAVE == SAVE_SG and RESET == HARD
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < step
     lam = _channel_param(decay_ptr, offs, mask, C, R, DECAY_PER_C)
@@ -213,18 +218,18 @@ def _mt_lif_bwd_kernel(gs_ptr, s_ptr, saved_ptr, j_ptr, decay_ptr, syn_ptr, v0_p
     gu, gj, gdec, gsyn = zero, zero, zero, zero
     # Carried between steps: h[t] (mode H) and j[t]; each step loads the t-1 ones.
     h, sg_t, s_t, j_cur = zero, zero, zero, zero
-    if SAVE == 2:
+    if SAVE == SAVE_H:
         h = tl.load(saved_ptr + offs, mask=mask, other=0.0)
     if LOAD_J:
         j_cur = tl.load(j_ptr + offs, mask=mask, other=0.0)
     for _ in range(T - 1):  # steps T-1 .. 1; step 0 (u[-1] = v0, j[-1] = 0) follows
         gs = tl.load(gs_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-        if SAVE == 1:
+        if SAVE == SAVE_SG:
             sg_t = tl.load(saved_ptr + offs, mask=mask, other=0.0).to(tl.float32)
         if LOAD_S:
             s_t = tl.load(s_ptr + offs, mask=mask, other=0.0).to(tl.float32)
         h_prev, u_prev, j_prev = zero, zero, zero
-        if SAVE == 2:
+        if SAVE == SAVE_H:
             h_prev = tl.load(saved_ptr - step + offs, mask=mask, other=0.0)
             if DECAY_GRAD:  # u[t-1] = reset(h[t-1]), recomputed bit for bit
                 u_prev = _reset(h_prev, _staircase(h_prev, thr, LEVELS), thr, RESET)
@@ -243,7 +248,7 @@ def _mt_lif_bwd_kernel(gs_ptr, s_ptr, saved_ptr, j_ptr, decay_ptr, syn_ptr, v0_p
         j_ptr -= step
         gx_ptr -= step
     gs = tl.load(gs_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    if SAVE == 1:
+    if SAVE == SAVE_SG:
         sg_t = tl.load(saved_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     if LOAD_S:
         s_t = tl.load(s_ptr + offs, mask=mask, other=0.0).to(tl.float32)
@@ -312,8 +317,8 @@ def mt_lif_forward(x, decay, syn_decay, v0, threshold, levels, reset, surrogate,
     """
     _check_contract(x, decay, syn_decay, v0)
     s = torch.empty_like(x)
-    saved = {SAVE_NONE: x.new_empty(0), SAVE_SG: torch.empty_like(x),
-             SAVE_H: torch.empty_like(x, dtype=torch.float32)}[save]
+    saved = {Save.NONE: x.new_empty(0), Save.SG: torch.empty_like(x),
+             Save.H: torch.empty_like(x, dtype=torch.float32)}[save]
     j = (torch.empty_like(x, dtype=torch.float32) if save_j
          else x.new_empty(0, dtype=torch.float32))
     if x.numel() == 0:
@@ -322,7 +327,7 @@ def mt_lif_forward(x, decay, syn_decay, v0, threshold, levels, reset, surrogate,
     # Unused pointers get a harmless placeholder; the constexpr flags keep them unread.
     _mt_lif_fwd_kernel[grid](
         x, decay, syn_decay if syn_decay is not None else decay, v0 if v0 is not None else x,
-        s, saved if save != SAVE_NONE else s, j if save_j else s,
+        s, saved if save != Save.NONE else s, j if save_j else s,
         T, step, C, R, float(threshold), float(width),
         LEVELS=int(levels), RESET=int(reset), SURROGATE=int(surrogate), FORM=int(form),
         SAVE=int(save), SAVE_J=bool(save_j), **flags,
@@ -332,14 +337,14 @@ def mt_lif_forward(x, decay, syn_decay, v0, threshold, levels, reset, surrogate,
 
 def _check_backward(grad_s, s, saved, j, reset, detach_reset, form, save, decay_grad,
                     syn_grad, syn_decay):
-    if save not in (SAVE_SG, SAVE_H):
+    if save not in (Save.SG, Save.H):
         raise RuntimeError("mt_lif (triton): backward needs save mode sg or h")
-    if save == SAVE_SG and (decay_grad or (reset == HARD and not detach_reset)):
+    if save == Save.SG and (decay_grad or (reset == Reset.HARD and not detach_reset)):
         raise ValueError("mt_lif (triton): save mode sg cannot give the decay gradient or "
                          "the attached hard-reset gradient; use save mode h")
     if syn_grad and syn_decay is None:
         raise ValueError("mt_lif (triton): syn_grad without syn_decay")
-    needs_j = (decay_grad and form == PLIF) or syn_grad
+    needs_j = (decay_grad and form == Form.PLIF) or syn_grad
     if needs_j and j.numel() != grad_s.numel():
         raise RuntimeError("mt_lif (triton): this gradient needs j[t] (the synaptic current, "
                            "or x without one) saved by the forward (save_j)")

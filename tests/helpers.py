@@ -6,23 +6,26 @@ import pytest
 import torch
 
 from fastsnn import _backends
+from fastsnn.ops._spine import OPS
 
 DEVICE = torch.device(os.environ.get("FASTSNN_TEST_DEVICE", "cpu"))
+FAST = ("cpu", "triton", "cuda")
 
 
-def fast_backends(kernel: str, device: torch.device = DEVICE) -> list[str]:
-    """The non-reference backends that can run ``kernel`` on ``device`` here."""
-    return [b for b in ("cpu", "triton", "cuda")
-            if not _backends.why_not(b, device.type, kernel)]
+def fast_backends(op: str, device: torch.device = DEVICE) -> list[str]:
+    """The non-reference backends of ``op`` (``fastsnn.<op>``) that can run on ``device``."""
+    declared = OPS[op]
+    return [b for b in FAST if b in declared.backends
+            and not _backends.why_not(b, device.type, declared.probe)]
 
 
-def require_backend(backend: str, kernel: str, device: torch.device = DEVICE) -> None:
-    """Skip (with the reason) when ``backend`` cannot run here.
+def require_backend(backend: str, op: str, device: torch.device = DEVICE) -> None:
+    """Skip (with the reason) when ``backend`` cannot run ``op`` here.
 
     The cpu backend is never skipped silently under ``FASTSNN_REQUIRE_EXTENSION=1``: its
     absence fails the session at start-up.
     """
-    reason = _backends.why_not(backend, device.type, kernel)
+    reason = _backends.why_not(backend, device.type, OPS[op].probe)
     if reason:
         pytest.skip(f"{backend} backend unavailable: {reason}")
 

@@ -1,8 +1,6 @@
 """binary_conv2d: every backend against F.conv2d on the binarised weights, each CPU popcount
 path forced, bit packing, gradients of the op and the module, state_dict, bad input."""
 
-import importlib.util
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,21 +10,20 @@ from hypothesis import strategies as st
 
 import fastsnn
 from fastsnn.nn import BinaryConv2d
-from fastsnn.ops.binary_conv import KERNEL, PackedBinaryWeight
+from fastsnn.ops.binary_conv import OP, PackedBinaryWeight
 from fastsnn.reference import binary_conv as ref
 
-HAS_TRITON_KERNEL = importlib.util.find_spec("fastsnn.kernels.binary_conv") is not None
+KERNEL = "binary_conv2d"
 
 
 def _backends():
-    names = [b for b in fast_backends(KERNEL) if b != "triton" or HAS_TRITON_KERNEL]
-    return ["reference"] + names
+    return ["reference"] + fast_backends(KERNEL)
 
 
 def _cpu_isas():
     if "cpu" not in fast_backends(KERNEL, torch.device("cpu")):
         return []
-    return list(torch.ops.fastsnn_C.binary_conv2d_cpu_isas())
+    return list(torch.ops.fastsnn.binary_conv2d_cpu_isas())
 
 
 @st.composite
@@ -100,7 +97,6 @@ def test_matches_conv2d_on_binarised_weights(backend, case, seed):
         torch.testing.assert_close(out.reshape(plain.shape), plain, rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.skipif(not HAS_TRITON_KERNEL, reason="fastsnn.kernels.binary_conv not present")
 @settings(max_examples=8)
 @given(case=conv_cases(max_channels=70), seed=st.integers(0, 2**31 - 1))
 def test_triton_matches_conv2d(case, seed):
@@ -117,7 +113,7 @@ def test_every_cpu_popcount_path(isa, case, seed):
     x, w, alpha, bias = _inputs(case, seed, torch.device("cpu"))
     with pytest.MonkeyPatch.context() as mp:  # read by the kernel at each call
         mp.setenv("FASTSNN_CPU_ISA", isa)
-        assert torch.ops.fastsnn_C.binary_conv2d_cpu_isa() == isa
+        assert torch.ops.fastsnn.binary_conv2d_cpu_isa() == isa
         out = _run(x, w, alpha, bias, case, "cpu")
     torch.testing.assert_close(out, _expected(x, w, alpha, bias, case), rtol=0, atol=0)
 
@@ -285,8 +281,8 @@ def test_opcheck():
     w = torch.randn(4, 5, 3, 3, generator=g)
     args = (x, ref.pack_weight(w), ref.sign(w).requires_grad_(True),
             torch.rand(4, generator=g).requires_grad_(True), torch.randn(4, generator=g),
-            [1, 2], [1, 0], [1, 1], 3, 3, 0, 1, "cpu")
-    torch.library.opcheck(torch.ops.fastsnn.binary_conv2d.default, args)
+            [1, 2], [1, 0], [1, 1], 3, 3, 0, 1)
+    torch.library.opcheck(OP.kernel("binary_conv2d_forward", "cpu"), args)
 
 
 @pytest.mark.parametrize("backend", [b for b in fast_backends(KERNEL) if b != "triton"])
@@ -416,16 +412,20 @@ def test_bad_input():
 
 def test_kernel_binding_checks_its_contract():
     require_backend("cpu", KERNEL, torch.device("cpu"))
-    op = torch.ops.fastsnn_C.binary_conv2d_forward
+    forward = OP.kernel("binary_conv2d_forward", "cpu")
+
+    def op(x, w, alpha, bias, *rest):
+        return forward(x, w, None, alpha, bias, *rest)
+
     x, w = torch.ones(1, 40, 5, 5), ref.pack_weight(torch.randn(2, 40, 3, 3))
     op(x, w, None, None, [1, 1], [0, 0], [1, 1], 3, 3, 0, 1)
-    with pytest.raises(RuntimeError, match="wpacked"):
+    with pytest.raises(ValueError, match="wpacked"):
         op(x, w[:, :, :1].contiguous(), None, None, [1, 1], [0, 0], [1, 1], 3, 3, 0, 1)
-    with pytest.raises(RuntimeError, match="x must be float32"):
+    with pytest.raises(TypeError, match="x must be float32"):
         op(x.double(), w, None, None, [1, 1], [0, 0], [1, 1], 3, 3, 0, 1)
-    with pytest.raises(RuntimeError, match="bits"):
+    with pytest.raises(ValueError, match="bits"):
         op(x, w, None, None, [1, 1], [0, 0], [1, 1], 3, 3, 1, 2)
-    with pytest.raises(RuntimeError, match="alpha"):
+    with pytest.raises(ValueError, match="alpha"):
         op(x, w, torch.ones(3), None, [1, 1], [0, 0], [1, 1], 3, 3, 0, 1)
-    with pytest.raises(RuntimeError, match="larger than the padded input"):
+    with pytest.raises(ValueError, match="larger than the padded input"):
         op(torch.ones(1, 40, 2, 2), w, None, None, [1, 1], [0, 0], [1, 1], 3, 3, 0, 1)

@@ -99,7 +99,7 @@ def test_matches_spikingjelly_lif(backend):
     """levels=1, plif, hard reset == SpikingJelly's multi-step LIFNode (an outside check)."""
     neuron, functional, surrogate = _spikingjelly_lif()
     if backend != "reference":
-        require_backend(backend, "mt_lif_forward", torch.device("cpu"))
+        require_backend(backend, "mt_lif", torch.device("cpu"))
     tau = 2.5
     node = neuron.LIFNode(tau=tau, decay_input=True, v_threshold=1.0, v_reset=0.0,
                           surrogate_function=surrogate.Sigmoid(alpha=4.0), detach_reset=False,
@@ -133,7 +133,7 @@ def test_module_learnable_decay():
     assert torch.allclose(m.decay, torch.full((4,), 0.5))
     x = torch.randn(2, 3, 4, 6, requires_grad=True)
     m(x).sum().backward()
-    assert m.w.grad.shape == (4,) and m.v.grad.shape == (4,)
+    assert m.decay_logit.grad.shape == (4,) and m.syn_logit.grad.shape == (4,)
 
 
 def test_saved_bytes_table():
@@ -184,3 +184,14 @@ def test_forced_unavailable_backend_raises():
 def test_saved_bytes_plif_decay_grad_keeps_j():
     assert saved_bytes_per_step(torch.float32, reset="soft", decay_grad=True,
                                 form="plif") == 8
+
+
+def test_module_loads_state_dicts_with_the_former_names():
+    """The decay logits were called ``w`` and ``v``; such state dicts still load."""
+    m = fastsnn.nn.MultiThresholdLIF(learnable_decay=True, per_channel=2, syn_decay=0.5,
+                                     learnable_syn=True)
+    old = {"w": torch.tensor([0.3, -0.2]), "v": torch.tensor([1.5, 0.1])}
+    m.load_state_dict(old)
+    assert torch.equal(m.decay_logit.detach(), old["w"])
+    assert torch.equal(m.syn_logit.detach(), old["v"])
+    assert set(m.state_dict()) == {"decay_logit", "syn_logit"}

@@ -21,7 +21,7 @@ def test_reference_traces_fullgraph():
     assert torch.equal(f(x, 0.5, levels=2), fastsnn.reference.mt_lif(x, 0.5, levels=2))
 
 
-@pytest.mark.parametrize("backend", fast_backends("mt_lif_forward"))
+@pytest.mark.parametrize("backend", fast_backends("mt_lif"))
 def test_fullgraph_no_recompile_across_T(backend):
     """The fused op takes T at run time: one graph serves every T."""
     torch._dynamo.reset()
@@ -42,7 +42,7 @@ def test_fullgraph_no_recompile_across_T(backend):
     assert counter.frame_count == 1, f"recompiled: {counter.frame_count} frames for 4 T values"
 
 
-@pytest.mark.parametrize("backend", fast_backends("mt_lif_forward"))
+@pytest.mark.parametrize("backend", fast_backends("mt_lif"))
 def test_inductor_end_to_end(backend):
     """The real compiler (inductor) around the custom op, forward and backward."""
     torch._dynamo.reset()

@@ -16,8 +16,6 @@ bfloat16    3e-2     3e-3     same, in bfloat16
 ==========  =======  =======  ========================================================
 """
 
-import importlib
-
 import pytest
 import torch
 from helpers import generator, require_backend
@@ -27,10 +25,9 @@ from mt_lif_compare import assert_matches_reference
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from fastsnn import mt_lif
+from fastsnn._enums import Form, Reset, Save
+from fastsnn.ops import mt_lif as op
 from fastsnn.reference.mt_lif import backward_recursion
-
-# ``fastsnn.ops.mt_lif`` the attribute is the function; the module holds the enums.
-op = importlib.import_module("fastsnn.ops.mt_lif")
 
 CPU = torch.device("cpu")
 TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5, torch.float16: 4e-3,
@@ -40,7 +37,7 @@ SETTINGS = dict(deadline=None, suppress_health_check=list(HealthCheck))
 
 @pytest.fixture(autouse=True)
 def _cpu_backend():
-    require_backend("cpu", op.KERNEL, CPU)
+    require_backend("cpu", "mt_lif", CPU)
 
 
 @st.composite
@@ -219,16 +216,16 @@ def test_no_grad_forward_saves_nothing(reset):
 
 # ------------------------------------------------------------------ the C++ ops directly
 
-OPTIONS = dict(threshold=0.75, levels=3, reset=op.RESETS.index("soft"), surrogate=1,
-               width=0.75, detach_reset=False, form=op.FORMS.index("plif"))
+OPTIONS = dict(threshold=0.75, levels=3, reset=Reset.SOFT, surrogate=1, width=0.75,
+               detach_reset=False, form=Form.PLIF)
+FWD, BWD = op.OP.kernel("mt_lif_forward", "cpu"), op.OP.kernel("mt_lif_backward", "cpu")
 
 
 def _direct(x4, decay, syn, v0, save, save_j, decay_grad, syn_grad, grad_s, **options):
-    ops = torch.ops.fastsnn_C
-    args = tuple(dict(OPTIONS, **options).values())
-    s, saved, j = ops.mt_lif_forward(x4, decay, syn, v0, *args, save, save_j)
-    return (s, saved, j), ops.mt_lif_backward(grad_s, s, saved, j, decay, syn, v0, *args,
-                                              save, decay_grad, syn_grad)
+    named = dict(OPTIONS, **options)
+    s, saved, j = FWD(x4, decay, syn, v0, save=save, save_j=save_j, **named)
+    return (s, saved, j), BWD(grad_s, s, saved, j, decay, syn, v0, save=save,
+                              decay_grad=decay_grad, syn_grad=syn_grad, **named)
 
 
 @pytest.mark.parametrize("decay_shape", [1, 3])
@@ -239,7 +236,7 @@ def test_kernel_saves_x_as_j_without_synaptic_current(decay_shape):
     decay[0] = 1.0  # c = 0: u[t-1] - j[t] cannot be recovered from h, only from x
     v0 = torch.randn(2, 3, 5, generator=gen)
     grad_s = torch.randn(x4.shape, generator=gen)
-    (s, saved, j), (gx, gdecay, gsyn, gv0) = _direct(x4, decay, None, v0, op.SAVE_H, True,
+    (s, saved, j), (gx, gdecay, gsyn, gv0) = _direct(x4, decay, None, v0, Save.H, True,
                                                      True, False, grad_s)
     assert torch.equal(j, x4)
     ref_decay = decay.reshape(-1, 1, 1) if decay_shape > 1 else decay.reshape(())
@@ -255,42 +252,42 @@ def test_kernel_rejects_bad_calls():
     """The binding's own checks: a direct call with bad arguments never reaches a kernel."""
     x4 = torch.randn(2, 1, 2, 3)
     decay = torch.full((1,), 0.5)
-    args = tuple(OPTIONS.values())
-    fwd, bwd = torch.ops.fastsnn_C.mt_lif_forward, torch.ops.fastsnn_C.mt_lif_backward
+    nothing = dict(OPTIONS, save=Save.NONE, save_j=False)
     with pytest.raises(ValueError, match="contiguous"):
-        fwd(x4.transpose(2, 3), decay, None, None, *args, op.SAVE_NONE, False)
+        FWD(x4.transpose(2, 3), decay, None, None, **nothing)
     with pytest.raises(ValueError, match=r"\[T, N, C, R\]"):
-        fwd(x4[0], decay, None, None, *args, op.SAVE_NONE, False)
+        FWD(x4[0], decay, None, None, **nothing)
     with pytest.raises(TypeError, match="decay must have dtype"):
-        fwd(x4, decay.double(), None, None, *args, op.SAVE_NONE, False)
+        FWD(x4, decay.double(), None, None, **nothing)
     with pytest.raises(TypeError, match="x must be"):
-        fwd(x4.int(), decay, None, None, *args, op.SAVE_NONE, False)
+        FWD(x4.int(), decay, None, None, **nothing)
     with pytest.raises(ValueError, match="syn_decay must be"):
-        fwd(x4, decay, torch.full((3,), 0.5), None, *args, op.SAVE_NONE, False)
+        FWD(x4, decay, torch.full((3,), 0.5), None, **nothing)
     with pytest.raises(ValueError, match="v0 must have shape"):
-        fwd(x4, decay, None, torch.zeros(1, 2, 4), *args, op.SAVE_NONE, False)
+        FWD(x4, decay, None, torch.zeros(1, 2, 4), **nothing)
     with pytest.raises(ValueError, match="levels"):
-        fwd(x4, decay, None, None, 0.75, 0, *args[2:], op.SAVE_NONE, False)
-    hard = dict(reset=op.RESETS.index("hard"))
+        FWD(x4, decay, None, None, **dict(nothing, levels=0))
+    hard = dict(reset=Reset.HARD)
     with pytest.raises(ValueError, match="save mode sg cannot serve a hard reset"):
-        _direct(x4, decay, None, None, op.SAVE_SG, False, False, False, x4, **hard)
+        _direct(x4, decay, None, None, Save.SG, False, False, False, x4, **hard)
     with pytest.raises(ValueError, match="decay gradient"):
-        _direct(x4, decay, None, None, op.SAVE_SG, False, True, False, x4)
+        _direct(x4, decay, None, None, Save.SG, False, True, False, x4)
     with pytest.raises(ValueError, match="j must have shape"):  # plif decay grad needs j
-        _direct(x4, decay, None, None, op.SAVE_H, False, True, False, x4)
-    s, saved, j = fwd(x4, decay, None, None, *args, op.SAVE_NONE, False)
+        _direct(x4, decay, None, None, Save.H, False, True, False, x4)
+    grads = dict(decay_grad=False, syn_grad=False)
+    s, saved, j = FWD(x4, decay, None, None, **nothing)
     with pytest.raises(ValueError, match="save = 1 or 2"):
-        bwd(x4, s, saved, j, decay, None, None, *args, op.SAVE_NONE, False, False)
-    s, saved, j = fwd(x4, decay, None, None, *args, op.SAVE_SG, False)
+        BWD(x4, s, saved, j, decay, None, None, **OPTIONS, save=Save.NONE, **grads)
+    s, saved, j = FWD(x4, decay, None, None, **dict(nothing, save=Save.SG))
     with pytest.raises(ValueError, match="grad_s must match"):
-        bwd(x4[:1], s, saved, j, decay, None, None, *args, op.SAVE_SG, False, False)
+        BWD(x4[:1], s, saved, j, decay, None, None, **OPTIONS, save=Save.SG, **grads)
 
 
 OPCHECK = [  # (dtype, save, reset, form, per-channel decay)
-    (torch.float32, op.SAVE_SG, "soft", "plif", False),
-    (torch.float32, op.SAVE_H, "hard", "stbp", True),
-    (torch.float64, op.SAVE_H, "none", "plif", True),
-    (torch.bfloat16, op.SAVE_SG, "hard", "stbp", False),
+    (torch.float32, Save.SG, "soft", "plif", False),
+    (torch.float32, Save.H, "hard", "stbp", True),
+    (torch.float64, Save.H, "none", "plif", True),
+    (torch.bfloat16, Save.SG, "hard", "stbp", False),
 ]
 
 
@@ -301,14 +298,14 @@ def test_opcheck(dtype, save, reset, form, per_channel):
     acc = torch.float64 if dtype == torch.float64 else torch.float32
     x = torch.randn(3, 2, 3, 4, generator=gen).to(dtype).requires_grad_()
     decay = (torch.tensor([0.5, 0.7, 1.0]) if per_channel else torch.tensor([0.6])).to(acc)
-    decay.requires_grad_(save == op.SAVE_H)
+    decay.requires_grad_(save == Save.H)
     syn = torch.tensor([0.3], dtype=acc).requires_grad_()
     v0 = torch.randn(2, 3, 4, generator=gen, dtype=acc).requires_grad_()
-    detach = reset == "hard" and save == op.SAVE_SG
-    options = (0.8, 2, op.RESETS.index(reset), 2, 0.8, detach, op.FORMS.index(form))
-    args = (x, decay, syn, v0, *options, save, True, "cpu")
-    torch.library.opcheck(op._forward, args)
-    s, saved, j = (t.detach() for t in op._forward(*args))
-    torch.library.opcheck(op._backward, (
+    detach = reset == "hard" and save == Save.SG
+    options = (0.8, 2, Reset[reset.upper()], 2, 0.8, detach, Form[form.upper()])
+    args = (x, decay, syn, v0, *options, save, True)
+    torch.library.opcheck(FWD, args)
+    s, saved, j = (t.detach() for t in FWD(*args))
+    torch.library.opcheck(BWD, (
         torch.randn_like(s), s, saved, j, decay.detach(), syn.detach(), v0.detach(),
-        *options, save, save == op.SAVE_H, True, "cpu"))
+        *options, save, save == Save.H, True))

@@ -24,10 +24,12 @@ from hypothesis import strategies as st
 import fastsnn
 from fastsnn.models import STCSNN
 from fastsnn.nn import STCB
+from fastsnn.ops import spike_count as count_ops
+from fastsnn.ops import stcb as stcb_ops
 
-# The packages re-export the functions under the modules' names: fetch the modules.
+# fastsnn.reference re-exports the functions under the modules' names: fetch the module.
 ref = importlib.import_module("fastsnn.reference.stcb")
-stcb_ops = importlib.import_module("fastsnn.ops.stcb")
+KERNEL, COUNT_KERNEL = "stcb", "spike_count"
 
 SEEDS = st.integers(0, 2**31 - 1)
 
@@ -155,7 +157,7 @@ def test_relaxed_block_gradcheck(output, T, levels, threshold):
        threshold=st.sampled_from([0.5, 0.7, 1.0, 1.3]))
 def test_backward_equals_relaxed_block(backend, output, seed, T, levels, threshold):
     """float64: the op's backward is exactly the gradient of the block with floor removed."""
-    require_backend(backend, stcb_ops.KERNEL, torch.device("cpu"))
+    require_backend(backend, KERNEL, torch.device("cpu"))
     a = _away_from_kinks(seed, (2, 3, 5), T, levels, threshold)
     a1, a2 = a.clone().requires_grad_(True), a.clone().requires_grad_(True)
     out = fastsnn.stcb(a1, T, levels=levels, threshold=threshold, output=output,
@@ -170,7 +172,7 @@ def test_backward_equals_relaxed_block(backend, output, seed, T, levels, thresho
 @pytest.mark.parametrize("backend", ["reference", "cpu"])
 def test_train_backward_through_count_equals_count_backward(backend):
     """spike_count(train) has the count's gradient: the train rule is the count rule per step."""
-    require_backend(backend, stcb_ops.KERNEL, torch.device("cpu"))
+    require_backend(backend, KERNEL, torch.device("cpu"))
     a = _away_from_kinks(5, (4, 6), 5, 2, 0.75)
     a1, a2 = a.clone().requires_grad_(True), a.clone().requires_grad_(True)
     n1 = fastsnn.spike_count(fastsnn.stcb(a1, 5, levels=2, threshold=0.75, backend=backend),
@@ -218,7 +220,7 @@ OPTIONS = dict(seed=SEEDS, shape=SHAPES, T=st.integers(1, 12), levels=st.integer
 
 @given(dtype=st.sampled_from([torch.float32, torch.float64]), **OPTIONS)
 def test_cpu_matches_reference(seed, shape, T, levels, threshold, output, dtype):
-    require_backend("cpu", stcb_ops.KERNEL, torch.device("cpu"))
+    require_backend("cpu", KERNEL, torch.device("cpu"))
     _check_backend("cpu", seed, shape, T, levels, threshold, output, dtype)
 
 
@@ -228,13 +230,13 @@ def test_cpu_matches_reference(seed, shape, T, levels, threshold, output, dtype)
 def test_triton_and_cuda_match_reference(backend, seed, shape, T, levels, threshold, output):
     """triton: under the interpreter on CPU here, on the GPU with FASTSNN_TEST_DEVICE=cuda."""
     device = torch.device("cuda") if backend == "cuda" else DEVICE
-    require_backend(backend, stcb_ops.KERNEL, device)
+    require_backend(backend, KERNEL, device)
     _check_backend(backend, seed, shape, T, levels, threshold, output, torch.float32, device)
 
 
 def test_cpu_large_and_odd_sizes():
     """Several OpenMP chunks and a tail that is not a multiple of 8 (mask bytes)."""
-    require_backend("cpu", stcb_ops.KERNEL, torch.device("cpu"))
+    require_backend("cpu", KERNEL, torch.device("cpu"))
     for shape in [(3, 7, 61), (2, 1030), (1,)]:
         _check_backend("cpu", 11, shape, 5, 3, 0.7, "train", torch.float32)
         _check_backend("cpu", 12, shape, 5, 3, 0.7, "count", torch.float32)
@@ -242,7 +244,7 @@ def test_cpu_large_and_odd_sizes():
 
 @pytest.mark.parametrize("backend", ["reference", "cpu", "triton"])
 def test_empty_and_non_contiguous(backend):
-    require_backend(backend, stcb_ops.KERNEL, torch.device("cpu"))
+    require_backend(backend, KERNEL, torch.device("cpu"))
     for output in ("train", "count"):
         a = torch.zeros(0, 3, requires_grad=True)
         y = fastsnn.stcb(a, 4, output=output, backend=backend)
@@ -262,7 +264,7 @@ def test_empty_and_non_contiguous(backend):
 @pytest.mark.parametrize("backend", ["cpu", "triton", "cuda"])
 def test_spike_count_matches_reference(backend):
     device = {"cpu": torch.device("cpu"), "cuda": torch.device("cuda")}.get(backend, DEVICE)
-    require_backend(backend, stcb_ops.COUNT_KERNEL, device)
+    require_backend(backend, COUNT_KERNEL, device)
     g = generator(9)
     for shape in [(1, 3), (5, 2, 3, 4), (8, 300)]:
         s = torch.randn(shape, generator=g).to(device).requires_grad_(True)  # order matters
@@ -277,27 +279,28 @@ def test_spike_count_matches_reference(backend):
 def test_half_precision_computes_in_float32(dtype):
     a = _charges(2, 40, 4, 2, 1.0)[:40].to(dtype)
     want = fastsnn.stcb(a.float(), 4, levels=2, backend="reference").to(dtype)
-    for backend in ["reference"] + fast_backends(stcb_ops.KERNEL):
+    for backend in ["reference"] + fast_backends(KERNEL):
         got = fastsnn.stcb(a.to(DEVICE), 4, levels=2, backend=backend)
         assert got.dtype == dtype and _same(got.cpu(), want)
 
 
 def test_opcheck():
-    backend = "cpu" if "cpu" in fast_backends(stcb_ops.KERNEL) else None
+    backend = "cpu" if "cpu" in fast_backends(KERNEL) else None
     if backend is None:
         pytest.skip("cpu backend unavailable")
     a = torch.randn(37) * 3
-    torch.library.opcheck(stcb_ops._forward, (a, 4, 2, 1.0, False, True, backend))
-    torch.library.opcheck(stcb_ops._forward, (a, 4, 2, 1.0, True, False, backend),
+    forward = stcb_ops.OP.kernel("stcb_forward", backend)
+    torch.library.opcheck(forward, (a, 4, 2, 1.0, False, True))
+    torch.library.opcheck(forward, (a, 4, 2, 1.0, True, False),
                           test_utils=("test_schema", "test_faketensor"))
-    mask = stcb_ops._forward(a, 4, 2, 1.0, False, True, backend)[1]
-    torch.library.opcheck(stcb_ops._backward, (torch.randn(4, 37), mask, 4, 0.25, False,
-                                               backend))
-    torch.library.opcheck(stcb_ops._spike_count, (torch.randn(3, 5, 2), backend))
+    mask = forward(a, 4, 2, 1.0, False, True)[1]
+    torch.library.opcheck(stcb_ops.OP.kernel("stcb_backward", backend),
+                          (torch.randn(4, 37), mask, 4, 0.25, False))
+    torch.library.opcheck(count_ops.OP.kernel("spike_count", backend), (torch.randn(3, 5, 2),))
 
 
 def test_compiles_fullgraph():
-    backend = "cpu" if "cpu" in fast_backends(stcb_ops.KERNEL) else "reference"
+    backend = "cpu" if "cpu" in fast_backends(KERNEL) else "reference"
     fn = torch.compile(lambda a: fastsnn.spike_count(fastsnn.stcb(a, 4, levels=2,
                                                                   backend=backend)),
                        fullgraph=True, backend="eager")
@@ -326,7 +329,7 @@ def saved_tensor_bytes(fn) -> tuple[int, list]:
 
 @pytest.mark.parametrize("output", ["train", "count"])
 def test_backward_keeps_one_bit_per_element(output):
-    for backend in fast_backends(stcb_ops.KERNEL):
+    for backend in fast_backends(KERNEL):
         for T in (4, 32):
             a = torch.randn(5, 13, device=DEVICE, requires_grad=True)
             nbytes, kept = saved_tensor_bytes(

@@ -25,29 +25,30 @@ def test_filter_block_is_conv_bn_plif_with_synaptic_current(per_channel):
     torch.manual_seed(0)
     block = SynapticConvBlock(2, 3, per_channel=per_channel).to(DEVICE)
     with torch.no_grad():  # move the learnable constants off their initial values
-        block.neuron.w.add_(torch.linspace(-1, 1, block.neuron.w.numel()).reshape(
-            block.neuron.w.shape).to(DEVICE))
-        block.neuron.v.add_(0.7)
+        logit = block.neuron.decay_logit
+        logit.add_(torch.linspace(-1, 1, logit.numel()).reshape(logit.shape).to(DEVICE))
+        block.neuron.syn_logit.add_(0.7)
     x = _input(1)
     got = block(x)
-    want = fastsnn.mt_lif(_conv_bn(block, x), torch.sigmoid(block.neuron.w), levels=3,
-                          form="plif", syn_decay=torch.sigmoid(block.neuron.v),
-                          backend="reference")
+    want = fastsnn.mt_lif(_conv_bn(block, x), torch.sigmoid(block.neuron.decay_logit),
+                          levels=3, form="plif",
+                          syn_decay=torch.sigmoid(block.neuron.syn_logit), backend="reference")
     assert torch.equal(got, want)
     assert got.shape == (3, 2, 3, 5, 4) and set(got.unique().tolist()) <= {0, 1, 2, 3}
     shape = (3,) if per_channel else ()
-    assert block.neuron.w.shape == shape and block.neuron.v.shape == shape
+    assert block.neuron.decay_logit.shape == shape and block.neuron.syn_logit.shape == shape
 
 
 def test_initial_constants():
     block = SynapticConvBlock(1, 2)
     assert block.neuron.decay.item() == 0.5  # tau = 2
-    assert torch.sigmoid(block.neuron.v).item() == 0.5  # alpha init 0.5
+    assert torch.sigmoid(block.neuron.syn_logit).item() == 0.5  # alpha init 0.5
     fixed = SynapticConvBlock(1, 2, learnable_decay=False, learnable_syn=False)
-    assert not hasattr(fixed.neuron, "w") and not hasattr(fixed.neuron, "v")
+    assert not hasattr(fixed.neuron, "decay_logit") and not hasattr(fixed.neuron, "syn_logit")
     assert fixed.neuron.syn_decay == 0.5
     names = {n for n, _ in SynapticConvBlock(1, 2, temporal="conv").named_parameters()}
-    assert names == {"conv.weight", "bn.weight", "bn.bias", "temporal_conv.weight", "neuron.w"}
+    assert names == {"conv.weight", "bn.weight", "bn.bias", "temporal_conv.weight",
+                     "neuron.decay_logit"}
 
 
 def test_gradients_reach_every_parameter():
@@ -102,7 +103,7 @@ def test_conv_block_uses_no_synaptic_current():
     block = SynapticConvBlock(2, 3, temporal="conv").to(DEVICE)
     x = _input(4)
     want = fastsnn.mt_lif(block.temporal_conv(_conv_bn(block, x)), torch.sigmoid(
-        block.neuron.w), levels=3, form="plif", backend="reference")
+        block.neuron.decay_logit), levels=3, form="plif", backend="reference")
     assert torch.equal(block(x), want)
 
 

@@ -13,9 +13,9 @@
 
 #include <cstdint>
 
-namespace fastsnn {
+#include "common/enums.h"
 
-enum class BinaryActivation : int { Spike = 0, Sign = 1 };
+namespace fastsnn {
 
 struct BinaryConvParams {
   int64_t N = 0, Cin = 0, H = 0, W = 0;

@@ -1,7 +1,8 @@
 // events_to_current: the torch-free description of one call and the integer arithmetic the
 // CPU and CUDA kernels share (host + device), so that both compute the same segments, the
 // same pixels and the same fixed-point weights. The contract is stated in full in
-// fastsnn/ops/events.py; the binding (csrc/torch/events.cpp) fills EventsParams.
+// fastsnn/ops/events_to_current.py; the binding (csrc/torch/events_to_current.cpp) fills
+// EventsParams.
 //
 //   events  [E, 4] int32 or int64, contiguous, rows (x, y, t, p); B streams concatenated,
 //           stream b = rows [offsets[b], offsets[b+1]).
@@ -16,15 +17,10 @@
 #include <cmath>
 #include <cstdint>
 
+#include "common/enums.h"
 #include "common/hd.h"
 
 namespace fastsnn {
-
-enum class EventSplit : int { Number = 0, Time = 1 };
-enum class EventWeighting : int { Count = 0, Exp = 1 };
-// Why an event is invalid, in the order the checks run on one event.
-enum class EventFault : int { None = -1, X = 0, Y = 1, P = 2, Order = 3 };
-constexpr int kEventFaultKinds = 4;
 
 struct EventsParams {
   int64_t E = 0, B = 1, T = 1;  // events, streams, segments (1 <= T < 2^31)

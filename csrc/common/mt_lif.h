@@ -5,13 +5,9 @@
 
 #include <cstdint>
 
-namespace fastsnn {
+#include "common/enums.h"
 
-enum class Reset : int { Hard = 0, Soft = 1, None = 2 };
-enum class Surrogate : int { Rect = 0, Triangle = 1, Sigmoid = 2 };
-enum class Form : int { Stbp = 0, Plif = 1 };
-// What the forward keeps for the backward (table in fastsnn/ops/mt_lif.py).
-enum class Save : int { None = 0, Sg = 1, H = 2 };
+namespace fastsnn {
 
 struct MtLifParams {
   int64_t T = 0, N = 0, C = 1, R = 1;  // x is [T, N, C, R], contiguous

@@ -1,6 +1,7 @@
 // events_to_current CUDA kernels: a torch-free launcher over raw device pointers (contract:
-// common/events.h and the docstring of fastsnn/ops/events.py; the binding
-// csrc/torch/events.cpp allocates the buffers). The launcher enqueues everything on `stream`
+// common/events.h and the docstring of fastsnn/ops/events_to_current.py; the binding
+// csrc/torch/events_to_current.cpp allocates the buffers). The launcher enqueues everything
+// on `stream`
 // and never synchronises; it throws std::runtime_error when a launch fails.
 #pragma once
 

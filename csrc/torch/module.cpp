@@ -1,14 +1,20 @@
 // The Python module fastsnn._C. It holds no Python functions: importing it runs the static
-// TORCH_LIBRARY registrations of every csrc/torch/<op>.cpp, which expose the kernels as
-// torch.ops.fastsnn_C.<kernel> (CPU always, CUDA when built with it).
+// TORCH_LIBRARY_IMPL registrations of every csrc/torch/<op>.cpp, which give the ops
+// fastsnn::<kernel> (schemas declared in fastsnn/ops/) their CPU and, when built with it,
+// CUDA implementations. WITH_CUDA says whether the CUDA kernels were built.
 #include <Python.h>
-
-#include <torch/library.h>
-
-// One schema-defining library for the namespace; each op file adds a fragment.
-TORCH_LIBRARY(fastsnn_C, m) {}
 
 PyMODINIT_FUNC PyInit__C(void) {
   static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
-  return PyModule_Create(&module);
+  PyObject* m = PyModule_Create(&module);
+#ifdef FASTSNN_WITH_CUDA
+  const long with_cuda = 1;
+#else
+  const long with_cuda = 0;
+#endif
+  if (m != nullptr && PyModule_AddIntConstant(m, "WITH_CUDA", with_cuda) != 0) {
+    Py_DECREF(m);
+    return nullptr;
+  }
+  return m;
 }

@@ -1,9 +1,7 @@
-// mt_lif binding: the schemas of fastsnn_C::mt_lif_forward / mt_lif_backward, argument
-// checks, output allocation and the dtype dispatch to the CPU kernels (cpu/mt_lif.h) or,
-// when built with CUDA, the launchers of cuda/mt_lif.h. fastsnn/ops/mt_lif.py validates and
-// normalises the arguments first (its docstring is the contract); the checks here are the
-// defence in depth that keeps a malformed direct call from reaching a kernel (TypeError for
-// a dtype, ValueError for anything else, like the Python checks).
+// mt_lif binding: the CPU and CUDA implementations of the ops fastsnn::mt_lif_forward /
+// mt_lif_backward (schemas declared in fastsnn/ops/mt_lif.py, whose docstring is the
+// contract): the checks that keep a direct call in bounds (checks.h), output allocation and
+// the dtype dispatch to the CPU kernels (cpu/mt_lif.h) or the launchers of cuda/mt_lif.h.
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
@@ -12,11 +10,9 @@
 
 #include "common/mt_lif.h"
 #include "cpu/mt_lif.h"
+#include "checks.h"
 
 #ifdef FASTSNN_WITH_CUDA
-#include <c10/cuda/CUDAStream.h>
-#include <c10/cuda/CUDAGuard.h>
-
 #include "cuda/mt_lif.h"
 #endif
 
@@ -36,26 +32,24 @@ at::ScalarType compute_dtype(at::ScalarType t) {
 void check_storage(const Tensor& t, const char* name) {
   TORCH_CHECK_VALUE(t.dim() == 4, "mt_lif: ", name, " must be [T, N, C, R], got shape ",
                     t.sizes());
-  TORCH_CHECK_VALUE(t.is_contiguous(), "mt_lif: ", name, " must be contiguous");
-  const auto d = t.scalar_type();
-  TORCH_CHECK_TYPE(
-      d == at::kFloat || d == at::kDouble || d == at::kHalf || d == at::kBFloat16, "mt_lif: ",
-      name, " must be float32, float64, float16 or bfloat16, got ", d);
-  TORCH_CHECK_TYPE(!(t.is_cuda() && d == at::kDouble),
-                   "mt_lif: the cuda kernels support float32, float16 and bfloat16, not float64");
+  checks::contiguous(t, "mt_lif", name);
+  if (t.is_cuda()) {
+    checks::dtype(t, "mt_lif (cuda)", name, {at::kFloat, at::kHalf, at::kBFloat16});
+  } else {
+    checks::dtype(t, "mt_lif", name, {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16});
+  }
 }
 
 // A tensor in the compute dtype on `like`'s device, contiguous, of the given shape.
 void check_compute(const Tensor& t, const char* name, const Tensor& like,
                    at::IntArrayRef shape) {
-  TORCH_CHECK_VALUE(t.device() == like.device(), "mt_lif: ", name, " is on ", t.device(),
-                    " but x is on ", like.device());
+  checks::same_device(t, "mt_lif", name, like);
   TORCH_CHECK_TYPE(t.scalar_type() == compute_dtype(like.scalar_type()), "mt_lif: ", name,
                    " must have dtype ", compute_dtype(like.scalar_type()), ", got ",
                    t.scalar_type());
   TORCH_CHECK_VALUE(t.sizes() == shape, "mt_lif: ", name, " must have shape ", shape,
                     ", got ", t.sizes());
-  TORCH_CHECK_VALUE(t.is_contiguous(), "mt_lif: ", name, " must be contiguous");
+  checks::contiguous(t, "mt_lif", name);
 }
 
 // decay / syn_decay: [1] or [C].
@@ -72,19 +66,9 @@ MtLifParams make_params(const Tensor& x, const Tensor& decay, const OptTensor& s
                         int64_t surrogate, double width, bool detach_reset, int64_t form,
                         int64_t save) {
   check_storage(x, "x");
-  TORCH_CHECK_VALUE(threshold > 0, "mt_lif: threshold must be > 0, got ", threshold);
-  TORCH_CHECK_VALUE(width > 0, "mt_lif: width must be > 0, got ", width);
+  // MtLifParams::levels is an int.
   TORCH_CHECK_VALUE(levels >= 1 && levels <= (1 << 20),
                     "mt_lif: levels must be in [1, 2^20], got ", levels);
-  TORCH_CHECK_VALUE(reset >= 0 && reset <= 2,
-                    "mt_lif: reset must be 0 (hard), 1 (soft) or 2 (none), got ", reset);
-  TORCH_CHECK_VALUE(surrogate >= 0 && surrogate <= 2,
-                    "mt_lif: surrogate must be 0 (rect), 1 (triangle) or 2 (sigmoid), got ",
-                    surrogate);
-  TORCH_CHECK_VALUE(form == 0 || form == 1, "mt_lif: form must be 0 (stbp) or 1 (plif), got ",
-                    form);
-  TORCH_CHECK_VALUE(save >= 0 && save <= 2,
-                    "mt_lif: save must be 0 (none), 1 (sg) or 2 (h), got ", save);
   MtLifParams p;
   p.T = x.size(0);
   p.N = x.size(1);
@@ -97,10 +81,10 @@ MtLifParams make_params(const Tensor& x, const Tensor& decay, const OptTensor& s
   p.threshold = threshold;
   p.width = width;
   p.levels = int(levels);
-  p.reset = Reset(reset);
-  p.surrogate = Surrogate(surrogate);
-  p.form = Form(form);
-  p.save = Save(save);
+  p.reset = checks::enum_arg(reset, "mt_lif", "reset", Reset::None);
+  p.surrogate = checks::enum_arg(surrogate, "mt_lif", "surrogate", Surrogate::Sigmoid);
+  p.form = checks::enum_arg(form, "mt_lif", "form", Form::Plif);
+  p.save = checks::enum_arg(save, "mt_lif", "save", Save::H);
   p.detach_reset = detach_reset;
   return p;
 }
@@ -259,14 +243,14 @@ Tensors3 mt_lif_forward_cuda(const Tensor& x, const Tensor& decay, const OptTens
   MtLifParams p = make_params(x, decay, syn, v0, threshold, levels, reset, surrogate, width,
                               detach_reset, form, save);
   p.save_j = save_j;
-  const c10::cuda::CUDAGuard guard(x.device());
+  const CudaLaunch launch(x);
   const Tensors3 out = forward_outputs(x, p);
   const auto& [s, saved, j] = out;
   cuda::mt_lif_forward(p, cuda_dtype(x.scalar_type()), x.const_data_ptr(),
                        decay.const_data_ptr<float>(), data_or_null<float>(syn),
                        data_or_null<float>(v0), s.data_ptr(),
                        saved.numel() ? saved.data_ptr() : nullptr, data_or_null<float>(j),
-                       c10::cuda::getCurrentCUDAStream());
+                       launch.stream());
   return out;
 }
 
@@ -279,7 +263,7 @@ Tensors4 mt_lif_backward_cuda(const Tensor& grad_s, const Tensor& s, const Tenso
   const MtLifParams p =
       backward_params(grad_s, s, saved, j, decay, syn, v0, threshold, levels, reset,
                       surrogate, width, detach_reset, form, save, decay_grad, syn_grad);
-  const c10::cuda::CUDAGuard guard(s.device());
+  const CudaLaunch launch(s);
   const Tensors4 out = backward_outputs(s, decay, syn, v0);
   const auto& [gx, gdecay, gsyn, gv0] = out;
   const auto bytes = int64_t(cuda::mt_lif_backward_workspace_bytes(p));
@@ -289,8 +273,7 @@ Tensors4 mt_lif_backward_cuda(const Tensor& grad_s, const Tensor& s, const Tenso
       saved.const_data_ptr(), j.numel() ? j.const_data_ptr<float>() : nullptr,
       decay.const_data_ptr<float>(), data_or_null<float>(syn), data_or_null<float>(v0),
       gx.data_ptr(), gdecay.data_ptr<float>(), data_or_null<float>(gsyn),
-      data_or_null<float>(gv0), bytes ? workspace.data_ptr() : nullptr,
-      c10::cuda::getCurrentCUDAStream());
+      data_or_null<float>(gv0), bytes ? workspace.data_ptr() : nullptr, launch.stream());
   return out;
 }
 #endif
@@ -298,25 +281,13 @@ Tensors4 mt_lif_backward_cuda(const Tensor& grad_s, const Tensor& s, const Tenso
 }  // namespace
 }  // namespace fastsnn
 
-TORCH_LIBRARY_FRAGMENT(fastsnn_C, m) {
-  m.def(
-      "mt_lif_forward(Tensor x, Tensor decay, Tensor? syn_decay, Tensor? v0, float threshold, "
-      "int levels, int reset, int surrogate, float width, bool detach_reset, int form, "
-      "int save, bool save_j) -> (Tensor, Tensor, Tensor)");
-  m.def(
-      "mt_lif_backward(Tensor grad_s, Tensor s, Tensor saved, Tensor j, Tensor decay, "
-      "Tensor? syn_decay, Tensor? v0, float threshold, int levels, int reset, int surrogate, "
-      "float width, bool detach_reset, int form, int save, bool decay_grad, bool syn_grad) "
-      "-> (Tensor, Tensor, Tensor, Tensor)");
-}
-
-TORCH_LIBRARY_IMPL(fastsnn_C, CPU, m) {
+TORCH_LIBRARY_IMPL(fastsnn, CPU, m) {
   m.impl("mt_lif_forward", &fastsnn::mt_lif_forward_cpu);
   m.impl("mt_lif_backward", &fastsnn::mt_lif_backward_cpu);
 }
 
 #ifdef FASTSNN_WITH_CUDA
-TORCH_LIBRARY_IMPL(fastsnn_C, CUDA, m) {
+TORCH_LIBRARY_IMPL(fastsnn, CUDA, m) {
   m.impl("mt_lif_forward", &fastsnn::mt_lif_forward_cuda);
   m.impl("mt_lif_backward", &fastsnn::mt_lif_backward_cuda);
 }

@@ -14,15 +14,7 @@ from typing import Optional
 import torch
 from torch.utils.data import Dataset
 
-
-def _events_to_current():
-    import fastsnn
-
-    op = getattr(fastsnn, "events_to_current", None)
-    if op is None:
-        raise ImportError("fastsnn.events_to_current is not available in this build; event "
-                          "datasets need the events op (fastsnn/ops/events_to_current.py)")
-    return op
+from ..ops.events_to_current import events_to_current
 
 
 class EventCurrents(Dataset):
@@ -38,7 +30,7 @@ class EventCurrents(Dataset):
             raise ValueError(f"T must be an int >= 1, got {T!r}")
         self.dataset, self.sensor_size, self.T = dataset, tuple(sensor_size), T
         self.options = options
-        self._convert = _events_to_current()
+        self._convert = events_to_current
         self._cache: Optional[dict[int, tuple[torch.Tensor, int]]] = {} if cache else None
 
     def __len__(self) -> int:

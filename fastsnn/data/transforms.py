@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..ops.events import events_to_current
+from ..ops.events_to_current import events_to_current
 
 
 class ToCurrent:

@@ -20,6 +20,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from ..nn import SynapticConvBlock
 from ._config import from_config
 from .layers import (
     FeatureSpec,
@@ -99,11 +100,6 @@ class STCNet(nn.Module):
 
 def _synaptic_block(in_channels: int, out_channels: int, levels: int, temporal: str,
                     **neuron) -> nn.Module:
-    try:
-        from ..nn import SynapticConvBlock
-    except ImportError as exc:
-        raise ImportError("STCNet(synaptic=True) needs fastsnn.nn.SynapticConvBlock, which "
-                          "is not in this build; use synaptic=False") from exc
     return SynapticConvBlock(in_channels, out_channels, kernel_size=3, levels=levels,
                              learnable_decay=True, learnable_syn=True, temporal=temporal,
                              **neuron)

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nn.stcb import MODES, STCB
-from ..ops.stcb import spike_count
+from ..ops.spike_count import spike_count
 
 CONFIGS = {
     "fmnist": (128, "A", 256, "A"),

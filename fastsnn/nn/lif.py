@@ -14,12 +14,15 @@ from ..ops.mt_lif import mt_lif
 class MultiThresholdLIF(nn.Module):
     """Multi-threshold LIF neurons over ``[T, N, C, ...]`` input (SPEC.md section 1).
 
-    ``learnable_decay=True`` holds ``w`` with ``decay = sigmoid(w)``, initialised at
-    ``decay`` (default 0.5, i.e. ``tau = 1 / (1 - decay) = 2``, the PLIF initialisation),
-    one per layer or one per channel with ``per_channel=C``. ``syn_decay`` turns on the
-    fused synaptic current; ``learnable_syn=True`` makes it ``sigmoid(v)`` (init 0.5, or
-    ``syn_decay``), shaped like the decay.
+    ``learnable_decay=True`` holds ``decay_logit`` with ``decay = sigmoid(decay_logit)``,
+    initialised at ``decay`` (default 0.5, i.e. ``tau = 1 / (1 - decay) = 2``, the PLIF
+    initialisation), one per layer or one per channel with ``per_channel=C``. ``syn_decay``
+    turns on the fused synaptic current; ``learnable_syn=True`` makes it
+    ``sigmoid(syn_logit)`` (init 0.5, or ``syn_decay``), shaped like the decay. State dicts
+    saved with the former names ``w`` / ``v`` still load.
     """
+
+    _FORMER_NAMES = {"w": "decay_logit", "v": "syn_logit"}
 
     def __init__(self, levels: int = 1, threshold: float = 1.0, decay: float = 0.5,
                  learnable_decay: bool = False, per_channel: Optional[int] = None,
@@ -37,29 +40,37 @@ class MultiThresholdLIF(nn.Module):
         self.detach_reset, self.backend = detach_reset, backend
         shape = (per_channel,) if per_channel else ()
         if learnable_decay:
-            # decay = sigmoid(w); tau = 1/(1-decay) = 2 at init means decay = 0.5, w = 0.
-            self.w = nn.Parameter(torch.full(shape, _logit(decay)))
+            # tau = 1/(1-decay) = 2 at init means decay = 0.5, a logit of 0.
+            self.decay_logit = nn.Parameter(torch.full(shape, _logit(decay)))
         else:
             self.register_buffer("decay_value", torch.full(shape, float(decay)))
         self.learnable_syn = learnable_syn
         if learnable_syn:
-            self.v = nn.Parameter(torch.full(shape, _logit(0.5 if syn_decay is None
-                                                           else syn_decay)))
+            self.syn_logit = nn.Parameter(torch.full(shape, _logit(0.5 if syn_decay is None
+                                                                   else syn_decay)))
         else:
             self.syn_decay = syn_decay
 
     @property
     def decay(self) -> torch.Tensor:
-        return torch.sigmoid(self.w) if hasattr(self, "w") else self.decay_value
+        if hasattr(self, "decay_logit"):
+            return torch.sigmoid(self.decay_logit)
+        return self.decay_value
 
     def _syn(self):
-        return torch.sigmoid(self.v) if self.learnable_syn else self.syn_decay
+        return torch.sigmoid(self.syn_logit) if self.learnable_syn else self.syn_decay
 
     def forward(self, x: torch.Tensor, v0: Optional[torch.Tensor] = None) -> torch.Tensor:
         return mt_lif(x, self.decay, threshold=self.threshold, levels=self.levels,
                       reset=self.reset, surrogate=self.surrogate, width=self.width,
                       detach_reset=self.detach_reset, form=self.form,
                       syn_decay=self._syn(), v0=v0, backend=self.backend)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for old, new in self._FORMER_NAMES.items():
+            if prefix + old in state_dict and prefix + new not in state_dict:
+                state_dict[prefix + new] = state_dict.pop(prefix + old)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return (f"levels={self.levels}, threshold={self.threshold}, form={self.form}, "

@@ -40,7 +40,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ops.mt_lif import mt_lif
-from ..ops.stcb import spike_count, stcb
+from ..ops.spike_count import spike_count
+from ..ops.stcb import stcb
 
 MODES = ("count", "stepwise")
 OUTPUTS = ("count", "train")

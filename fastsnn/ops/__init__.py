@@ -1,10 +1,8 @@
-"""Public functional API: one module per op (autograd, fake impl, backend dispatch)."""
+"""The ops, one module per op: validation, backend choice and the kernels' declaration
+(``_spine.py``). The functions are ``fastsnn.<op>``; this package holds only the modules,
+so ``fastsnn.ops.mt_lif`` is the module (no function shadows it).
+"""
 
-from .binary_conv import PackedBinaryWeight, binary_conv2d
-from .bitpack import bitpack
-from .events import events_to_current
-from .mt_lif import mt_lif
-from .stcb import spike_count, stcb
+from . import binary_conv, bitpack, events_to_current, mt_lif, spike_count, stcb
 
-__all__ = ["PackedBinaryWeight", "binary_conv2d", "bitpack", "events_to_current", "mt_lif",
-           "spike_count", "stcb"]
+__all__ = ["binary_conv", "bitpack", "events_to_current", "mt_lif", "spike_count", "stcb"]

@@ -1,10 +1,11 @@
 """``fastsnn.binary_conv2d``: convolution with binarised weights by popcount (SPEC.md sec. 5).
 
-The public function validates its arguments, binarises and packs a float weight (or takes
-a ``PackedBinaryWeight``), folds ``[T, N, C, H, W]`` over T and runs one backend.
-``reference`` is autograd over ``fastsnn.reference.binary_conv``; the fast backends run
-inside the custom op ``fastsnn::binary_conv2d`` (fake impl and autograd registered here, so
-it passes ``torch.library.opcheck`` and traces under ``torch.compile``).
+The public function validates its arguments (the only validation pass), binarises and packs
+a float weight (or takes a ``PackedBinaryWeight``), folds ``[T, N, C, H, W]`` over T and
+runs one backend. ``reference`` is autograd over ``fastsnn.reference.binary_conv``; the fast
+backends run the kernel declared in ``OP`` (``fastsnn::binary_conv2d_forward``, or
+``..._triton``; ``fastsnn/ops/_spine.py``) with the fake impl and autograd attached there,
+so it passes ``torch.library.opcheck`` and traces under ``torch.compile``.
 
 Gradients are those of the float convolution on the binarised weights
 ``Wb = alpha * sign(W)``: ``dL/dx`` by ``conv2d_input`` on ``Wb``; ``dL/dWb`` by
@@ -13,18 +14,20 @@ Gradients are those of the float convolution on the binarised weights
 channel, and ``alpha="channel"`` (``mean|W|``) keeps alpha in the graph, so that part
 reaches ``W`` too (XNOR-Net's choice; pass ``alpha=<detached tensor>`` to drop it).
 
-Kernel contract (C++ ``fastsnn_C::binary_conv2d_forward`` for cpu / cuda, the torch-free
-parameters in ``csrc/common/binary_conv.h``; ``kernels/binary_conv.py``'s
-``binary_conv2d_forward`` for triton), all tensors on one device:
+Kernel contract (``csrc/torch/binary_conv.cpp`` for cpu / cuda, the torch-free parameters
+in ``csrc/common/binary_conv.h``; ``kernels/binary_conv.py`` for triton), all tensors on one
+device:
 
 * ``x``: float32 contiguous ``[N, Cin, H, W]`` holding values valid for the activation
   (not checked by the kernels: garbage in, garbage out, never out-of-bounds access).
 * ``wpacked``: int32 contiguous ``[Cout, KH*KW, ceil(Cin/32)]``, taps row-major; bit ``i``
   of word ``w`` at ``(o, tap)`` is 1 iff ``W[o, 32*w + i, tap] >= 0``; unused bits are 0.
+* ``wsign``: the weights as +1/-1 floats, or None; not read by the kernels, it is there so
+  that autograd reaches the latent weights.
 * ``alpha``, ``bias``: float32 contiguous ``[Cout]`` or None (1 / 0).
 * ``stride``, ``padding``, ``dilation``: ``[h, w]``; ``kh``, ``kw`` the kernel size;
-  ``activation`` 0 = spike (values 0..levels, ``bits = ceil(log2(levels+1))`` bit-planes,
-  1..8), 1 = sign (values -1 / +1, ``bits = 1``).
+  ``activation`` (``fastsnn._enums.BinaryActivation``) 0 = spike (values 0..levels,
+  ``bits = ceil(log2(levels+1))`` bit-planes, 1..8), 1 = sign (values -1 / +1, ``bits = 1``).
 * returns float32 ``[N, Cout, Hout, Wout]`` (``F.conv2d``'s output size) with
   ``out = float32(dot) * alpha + bias`` (two roundings, no FMA) and ``dot`` the exact
   integer ``sum x * sign(W)`` over the in-bounds taps (zero padding = no input):
@@ -39,12 +42,12 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
-from .. import _backends
+from .._enums import BinaryActivation, options, parse
 from ..reference import binary_conv as ref
+from . import _checks
+from ._spine import Kernel, Op
 
-ACTIVATIONS = ("spike", "sign")
-KERNEL = "binary_conv2d_forward"
-SUPPORTED = ("reference", "cpu", "triton", "cuda")
+ACTIVATIONS = options(BinaryActivation)
 DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 MAX_LEVELS = 255  # 8 bit-planes: the kernels' limit
 
@@ -89,36 +92,21 @@ class PackedBinaryWeight:
                                    alpha=None if self.alpha is None else self.alpha.to(device))
 
 
-# ------------------------------------------------------------------------- custom op
+# ------------------------------------------------------------------------- the op
 
-def _kernels(backend: str):
-    """The module implementing the contract for ``backend``."""
-    if backend == "triton":
-        from ..kernels import binary_conv as triton_binary_conv
-
-        return triton_binary_conv
-    import fastsnn._C  # noqa: F401  (registers torch.ops.fastsnn_C)
-
-    return torch.ops.fastsnn_C
-
-
-@torch.library.custom_op("fastsnn::binary_conv2d", mutates_args=())
-def _forward(x: Tensor, wpacked: Tensor, wsign: Optional[Tensor], alpha: Optional[Tensor],
-             bias: Optional[Tensor], stride: list[int], padding: list[int],
-             dilation: list[int], kh: int, kw: int, activation: int, bits: int,
-             backend: str) -> Tensor:
-    # wsign (the same weights as +1/-1 floats) only carries the weight gradient: the
-    # kernels read wpacked.
-    return _kernels(backend).binary_conv2d_forward(
-        x, wpacked, alpha, bias, stride, padding, dilation, kh, kw, activation, bits)
-
-
-@_forward.register_fake
-def _(x, wpacked, wsign, alpha, bias, stride, padding, dilation, kh, kw, activation, bits,
-      backend):
+def _forward_fake(x, wpacked, wsign, alpha, bias, stride, padding, dilation, kh, kw,
+                  activation, bits):
     hout = (x.shape[2] + 2 * padding[0] - dilation[0] * (kh - 1) - 1) // stride[0] + 1
     wout = (x.shape[3] + 2 * padding[1] - dilation[1] * (kw - 1) - 1) // stride[1] + 1
     return x.new_empty((x.shape[0], wpacked.shape[0], hout, wout))
+
+
+OP = Op("binary_conv2d", triton_module="binary_conv", kernels=(
+    Kernel("binary_conv2d_forward",
+           "(Tensor x, Tensor wpacked, Tensor? wsign, Tensor? alpha, Tensor? bias, "
+           "int[] stride, int[] padding, int[] dilation, int kh, int kw, int activation, "
+           "int bits) -> Tensor", _forward_fake, drop=("wsign",)),),
+    dtypes=dict.fromkeys(("reference", "cpu", "triton", "cuda"), DTYPES))
 
 
 def _setup_context(ctx, inputs, output):
@@ -147,10 +135,10 @@ def _autograd_backward(ctx, grad):
         ga = (gwb * w).sum((1, 2, 3)) if ga_needed else None
     if gb_needed:
         gb = grad.sum((0, 2, 3))
-    return (gx, None, gs if gs_needed else None, ga, gb) + (None,) * 8
+    return (gx, None, gs if gs_needed else None, ga, gb) + (None,) * 7
 
 
-_forward.register_autograd(_autograd_backward, setup_context=_setup_context)
+OP.autograd("binary_conv2d_forward", _autograd_backward, _setup_context)
 
 
 # ------------------------------------------------------------------------- validation
@@ -172,8 +160,7 @@ def _check_weight(weight) -> None:
     if not isinstance(weight, Tensor):
         raise TypeError(f"weight must be a tensor or a PackedBinaryWeight, got "
                         f"{type(weight).__name__}")
-    if not weight.is_floating_point():
-        raise TypeError(f"weight must be a floating tensor, got {weight.dtype}")
+    _checks.floating(weight, "weight")
     if weight.dim() != 4 or min(weight.shape) < 1:
         raise ValueError(f"weight must be [Cout, Cin, KH, KW] with no empty dim, got shape "
                          f"{tuple(weight.shape)}")
@@ -184,8 +171,7 @@ def _check_vector(t, name: str, cout: int, device: torch.device) -> Optional[Ten
         return None
     if not isinstance(t, Tensor):
         raise TypeError(f"{name} must be a tensor or None, got {type(t).__name__}")
-    if not t.is_floating_point():
-        raise TypeError(f"{name} must be a floating tensor, got {t.dtype}")
+    _checks.floating(t, name)
     if t.device != device:
         raise ValueError(f"{name} is on {t.device} but x is on {device}")
     if t.numel() != cout or (t.dim() > 1 and t.shape[0] != cout):
@@ -210,12 +196,9 @@ def _alpha_arg(alpha, weight: Optional[Tensor], cout: int) -> Optional[Tensor]:
     return ref.alpha_tensor(alpha, weight)
 
 
-def _check_x(x) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x must be a tensor, got {type(x).__name__}")
-    if x.dtype not in DTYPES:
-        raise TypeError(f"x dtype {x.dtype} is not supported by binary_conv2d (supported: "
-                        f"{DTYPES})")
+def _check_x(x, backend: str) -> None:
+    _checks.tensor(x, "x")
+    OP.check_dtype(x, "x", backend)
     if x.dim() not in (4, 5):
         raise ValueError(f"x must be [N, C, H, W] or [T, N, C, H, W], got shape "
                          f"{tuple(x.shape)}")
@@ -225,10 +208,8 @@ def _check_x(x) -> None:
 
 
 def _check_levels(levels, activation: str) -> int:
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-    if isinstance(levels, bool) or not isinstance(levels, int) or not 1 <= levels <= MAX_LEVELS:
-        raise ValueError(f"levels must be an int in 1..{MAX_LEVELS}, got {levels!r}")
+    parse(BinaryActivation, activation, "activation")
+    _checks.integer(levels, "levels", 1, MAX_LEVELS)
     if activation == "sign" and levels != 1:
         raise ValueError(f"levels must be 1 with activation='sign', got {levels!r}")
     return ref.bits_for_levels(levels) if activation == "spike" else 1
@@ -236,7 +217,7 @@ def _check_levels(levels, activation: str) -> int:
 
 def check_values(x: Tensor, activation: str = "spike", levels: int = 1) -> None:
     """Raise ``ValueError`` unless ``x`` holds values valid for ``activation``."""
-    if torch.compiler.is_compiling() or x.numel() == 0:
+    if not _checks.values_checked() or x.numel() == 0:
         return
     x = x.detach()
     if activation == "spike":
@@ -275,9 +256,8 @@ def binary_conv2d(x: Tensor, weight: Union[Tensor, PackedBinaryWeight],
     result is ``float32(dot) * alpha + bias`` in x's dtype. ``validate=True`` checks that
     x's values are valid for the activation (invalid values otherwise give garbage).
     """
-    chosen = _backends.choose(backend, x.device if isinstance(x, Tensor) else
-                              torch.device("cpu"), KERNEL, SUPPORTED)
-    _check_x(x)
+    chosen = OP.choose(backend, x)
+    _check_x(x, chosen)
     bits = _check_levels(levels, activation)
     stride, padding = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
     dilation = _pair(dilation, "dilation", 1)
@@ -311,9 +291,9 @@ def binary_conv2d(x: Tensor, weight: Union[Tensor, PackedBinaryWeight],
     wpacked = packed.words if packed is not None else ref.pack_weight(weight.detach())
     wants_grad = packed is None and weight.requires_grad and torch.is_grad_enabled()
     wsign = ref.sign_ste(weight).float() if wants_grad else None
-    out = _forward(x4.float().contiguous(), wpacked.contiguous(), wsign,
-                   None if a is None else a.float().contiguous(),
-                   None if bias is None else bias.float().contiguous(), list(stride),
-                   list(padding), list(dilation), kh, kw, ACTIVATIONS.index(activation), bits,
-                   chosen)
+    out = OP.kernel("binary_conv2d_forward", chosen)(
+        x4.float().contiguous(), wpacked.contiguous(), wsign,
+        None if a is None else a.float().contiguous(),
+        None if bias is None else bias.float().contiguous(), list(stride), list(padding),
+        list(dilation), kh, kw, int(parse(BinaryActivation, activation, "activation")), bits)
     return out.to(x.dtype).reshape(*lead, *out.shape[1:])

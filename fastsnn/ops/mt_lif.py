@@ -1,18 +1,19 @@
 """``fastsnn.mt_lif``: multi-threshold LIF over time (SPEC.md sections 1 and 2).
 
-The public function validates its arguments, normalises them to the kernel contract below
-and runs one backend. ``reference`` is plain autograd over ``fastsnn.reference.mt_lif``;
-the fast backends run inside the custom ops ``fastsnn::mt_lif_forward`` /
-``fastsnn::mt_lif_backward`` (fake impls and autograd registered here, so they pass
-``torch.library.opcheck`` and trace under ``torch.compile(fullgraph=True)``).
+The public function validates its arguments (the only validation pass), normalises them
+to the kernel contract below and runs one backend. ``reference`` is plain autograd over
+``fastsnn.reference.mt_lif``; the fast backends run the kernels declared in ``OP`` (torch
+ops ``fastsnn::mt_lif_forward`` / ``mt_lif_backward`` for cpu and cuda, ``..._triton`` for
+triton; see ``fastsnn/ops/_spine.py``), whose fake impls and autograd are attached there, so
+they pass ``torch.library.opcheck`` and trace under ``torch.compile(fullgraph=True)``.
 
-Kernel contract (C++ ``fastsnn_C::mt_lif_forward/backward`` and ``kernels/mt_lif.py``):
+Kernel contract (``csrc/torch/mt_lif.cpp`` and ``kernels/mt_lif.py``):
 
 * ``x``: contiguous ``[T, N, C, R]`` (float32/16, bfloat16; float64 on cpu);
   ``decay``/``syn_decay``: contiguous ``[1]`` or ``[C]`` in the compute dtype (float32,
   float64 for float64 input); ``v0``: contiguous ``[N, C, R]`` in the compute dtype.
-* enums: reset hard=0 soft=1 none=2; surrogate rect=0 triangle=1 sigmoid=2;
-  form stbp=0 plif=1; save (what the backward keeps):
+* enums ``reset``, ``surrogate``, ``form``, ``save``: ``fastsnn/_enums.py`` (the C++ side:
+  ``csrc/common/enums.h``); save is what the backward keeps:
 
   ============  ===========================================  ===========================
   save          kept per element per step                    used when
@@ -44,99 +45,69 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
-from .. import _backends
+from .._enums import Form, Reset, Save, Surrogate, options, parse
 from ..reference.mt_lif import compute_dtype
 from ..reference.mt_lif import mt_lif as reference_mt_lif
-from ..reference.surrogate import SURROGATES
+from . import _checks
+from ._spine import Kernel, Op
 
-RESETS = ("hard", "soft", "none")
-FORMS = ("stbp", "plif")
-SAVE_NONE, SAVE_SG, SAVE_H = 0, 1, 2
-KERNEL = "mt_lif_forward"
-DTYPES = {
-    "reference": (torch.float32, torch.float16, torch.bfloat16, torch.float64),
-    "cpu": (torch.float32, torch.float16, torch.bfloat16, torch.float64),
-    "triton": (torch.float32, torch.float16, torch.bfloat16),
-    "cuda": (torch.float32, torch.float16, torch.bfloat16),
-}
+RESETS, SURROGATES, FORMS = options(Reset), options(Surrogate), options(Form)
+_HALVES = (torch.float32, torch.float16, torch.bfloat16)
 
 
-def _kernels(backend: str):
-    """The module implementing the contract for ``backend``."""
-    if backend == "triton":
-        from ..kernels import mt_lif as triton_mt_lif
-
-        return triton_mt_lif
-    import fastsnn._C  # noqa: F401  (registers torch.ops.fastsnn_C)
-
-    return torch.ops.fastsnn_C
-
-
-@torch.library.custom_op("fastsnn::mt_lif_forward", mutates_args=())
-def _forward(x: Tensor, decay: Tensor, syn_decay: Optional[Tensor], v0: Optional[Tensor],
-             threshold: float, levels: int, reset: int, surrogate: int, width: float,
-             detach_reset: bool, form: int, save: int, save_j: bool,
-             backend: str) -> tuple[Tensor, Tensor, Tensor]:
-    return tuple(_kernels(backend).mt_lif_forward(
-        x, decay, syn_decay, v0, threshold, levels, reset, surrogate, width, detach_reset,
-        form, save, save_j))
-
-
-@_forward.register_fake
-def _(x, decay, syn_decay, v0, threshold, levels, reset, surrogate, width, detach_reset,
-      form, save, save_j, backend):
+def _forward_fake(x, decay, syn_decay, v0, threshold, levels, reset, surrogate, width,
+                  detach_reset, form, save, save_j):
     acc = compute_dtype(x.dtype)
-    saved = {SAVE_NONE: x.new_empty(0), SAVE_SG: torch.empty_like(x),
-             SAVE_H: torch.empty_like(x, dtype=acc)}[save]
+    saved = {Save.NONE: x.new_empty(0), Save.SG: torch.empty_like(x),
+             Save.H: torch.empty_like(x, dtype=acc)}[save]
     j = torch.empty_like(x, dtype=acc) if save_j else x.new_empty(0, dtype=acc)
     return torch.empty_like(x), saved, j
 
 
-@torch.library.custom_op("fastsnn::mt_lif_backward", mutates_args=())
-def _backward(grad_s: Tensor, s: Tensor, saved: Tensor, j: Tensor, decay: Tensor,
-              syn_decay: Optional[Tensor], v0: Optional[Tensor], threshold: float,
-              levels: int, reset: int, surrogate: int, width: float, detach_reset: bool,
-              form: int, save: int, decay_grad: bool, syn_grad: bool,
-              backend: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    return tuple(_kernels(backend).mt_lif_backward(
-        grad_s, s, saved, j, decay, syn_decay, v0, threshold, levels, reset, surrogate,
-        width, detach_reset, form, save, decay_grad, syn_grad))
-
-
-@_backward.register_fake
-def _(grad_s, s, saved, j, decay, syn_decay, v0, threshold, levels, reset, surrogate, width,
-      detach_reset, form, save, decay_grad, syn_grad, backend):
+def _backward_fake(grad_s, s, saved, j, decay, syn_decay, v0, threshold, levels, reset,
+                   surrogate, width, detach_reset, form, save, decay_grad, syn_grad):
     gsyn = decay.new_empty(0) if syn_decay is None else torch.empty_like(syn_decay)
     gv0 = decay.new_empty(0) if v0 is None else torch.empty_like(v0)
     return torch.empty_like(grad_s), torch.empty_like(decay), gsyn, gv0
 
 
-_OPTION_NAMES = ("threshold", "levels", "reset", "surrogate", "width", "detach_reset", "form")
+OP = Op("mt_lif", triton_module="mt_lif", kernels=(
+    Kernel("mt_lif_forward",
+           "(Tensor x, Tensor decay, Tensor? syn_decay, Tensor? v0, float threshold, "
+           "int levels, int reset, int surrogate, float width, bool detach_reset, int form, "
+           "int save, bool save_j) -> (Tensor, Tensor, Tensor)", _forward_fake),
+    Kernel("mt_lif_backward",
+           "(Tensor grad_s, Tensor s, Tensor saved, Tensor j, Tensor decay, "
+           "Tensor? syn_decay, Tensor? v0, float threshold, int levels, int reset, "
+           "int surrogate, float width, bool detach_reset, int form, int save, "
+           "bool decay_grad, bool syn_grad) -> (Tensor, Tensor, Tensor, Tensor)",
+           _backward_fake)),
+    dtypes={"reference": _HALVES + (torch.float64,), "cpu": _HALVES + (torch.float64,),
+            "triton": _HALVES, "cuda": _HALVES})
 
 
 def _setup_context(ctx, inputs, output):
-    x, decay, syn_decay, v0, *options, save, save_j, backend = inputs
+    x, decay, syn_decay, v0, *options, save, save_j = inputs
     s, saved, j = output
     ctx.save_for_backward(s, saved, j, decay, syn_decay, v0)
     ctx.options = tuple(options)
     ctx.save = save
-    ctx.backend = backend
 
 
 def _autograd_backward(ctx, grad_s, _grad_saved, _grad_j):
     s, saved, j, decay, syn_decay, v0 = ctx.saved_tensors
     _, decay_grad, syn_grad, v0_grad = ctx.needs_input_grad[:4]
-    if ctx.save == SAVE_NONE:
+    if ctx.save == Save.NONE:
         raise RuntimeError("mt_lif: backward through a call made without grad enabled")
-    gx, gdecay, gsyn, gv0 = _backward(
+    gx, gdecay, gsyn, gv0 = OP.kernel("mt_lif_backward", ctx.backend)(
         grad_s.contiguous(), s, saved, j, decay, syn_decay, v0, *ctx.options, ctx.save,
-        decay_grad, syn_grad and syn_decay is not None, ctx.backend)
+        decay_grad, syn_grad and syn_decay is not None)
     return (gx, gdecay if decay_grad else None,
             gsyn if syn_grad and syn_decay is not None else None,
-            gv0 if v0_grad else None) + (None,) * 10
+            gv0 if v0_grad else None) + (None,) * 9
 
 
-_forward.register_autograd(_autograd_backward, setup_context=_setup_context)
+OP.autograd("mt_lif_forward", _autograd_backward, _setup_context)
 
 
 def _param(p, name: str, x: Tensor, acc: torch.dtype) -> Tensor:
@@ -146,46 +117,31 @@ def _param(p, name: str, x: Tensor, acc: torch.dtype) -> Tensor:
         if not isinstance(p, (int, float)) or isinstance(p, bool):
             raise TypeError(f"{name} must be a float or a tensor, got {type(p).__name__}")
         p = torch.tensor([float(p)], dtype=acc, device=x.device)
-    if not p.is_floating_point():
-        raise TypeError(f"{name} must be a floating tensor, got {p.dtype}")
-    if p.device != x.device:
-        raise ValueError(f"{name} is on {p.device} but x is on {x.device}")
+    _checks.floating(p, name)
+    _checks.same_device(p, name, x)
     if p.dim() > 1 or (p.dim() == 1 and p.numel() not in (1, channels)):
         raise ValueError(f"{name} must be a float, a 0-d tensor or a [C] tensor with "
                          f"C = x.shape[2] = {channels}; got shape {tuple(p.shape)}")
-    if not torch.compiler.is_compiling() and p.numel() and not bool(
+    if _checks.values_checked() and p.numel() and not bool(
             ((p > 0) & (p <= 1)).all()):
         raise ValueError(f"{name} must lie in (0, 1]; got values in "
                          f"[{p.min().item():g}, {p.max().item():g}]")
     return p.reshape(-1).to(acc).contiguous()
 
 
-def _check(x, threshold, levels, reset, surrogate, width, form, v0, backend):
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x must be a tensor, got {type(x).__name__}")
+def _check(x, threshold, levels, width, v0, backend):
+    _checks.tensor(x, "x")
     if x.dim() < 2:
         raise ValueError(f"x must be [T, N, ...] with at least 2 dims, got shape "
                          f"{tuple(x.shape)}")
-    if x.dtype not in DTYPES[backend]:
-        raise TypeError(f"x dtype {x.dtype} is not supported by the {backend} backend "
-                        f"(supported: {DTYPES[backend]})")
-    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
-        raise ValueError(f"levels must be an int >= 1, got {levels!r}")
+    OP.check_dtype(x, "x", backend)
+    _checks.integer(levels, "levels", 1)
     if not threshold > 0:
         raise ValueError(f"threshold must be > 0, got {threshold!r}")
     if width is not None and not width > 0:
         raise ValueError(f"width must be > 0, got {width!r}")
-    if reset not in RESETS:
-        raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
-    if surrogate not in SURROGATES:
-        raise ValueError(f"surrogate must be one of {SURROGATES}, got {surrogate!r}")
-    if form not in FORMS:
-        raise ValueError(f"form must be one of {FORMS}, got {form!r}")
     if v0 is not None:
-        if not isinstance(v0, Tensor):
-            raise TypeError(f"v0 must be a tensor, got {type(v0).__name__}")
-        if v0.device != x.device:
-            raise ValueError(f"v0 is on {v0.device} but x is on {x.device}")
+        _checks.same_device(_checks.tensor(v0, "v0"), "v0", x)
         try:
             torch.broadcast_shapes(v0.shape, x.shape[1:])
         except RuntimeError:
@@ -221,9 +177,10 @@ def mt_lif(x: Tensor, decay: Union[float, Tensor] = 0.5, *, threshold: float = 1
     per threshold; the three surrogate shapes are a reconstruction of paper A's
     approximated derivatives (SPEC.md section 1).
     """
-    chosen = _backends.choose(backend, x.device if isinstance(x, Tensor) else
-                              torch.device("cpu"), KERNEL)
-    _check(x, threshold, levels, reset, surrogate, width, form, v0, chosen)
+    chosen = OP.choose(backend, x)
+    _check(x, threshold, levels, width, v0, chosen)
+    reset_e, surrogate_e = parse(Reset, reset, "reset"), parse(Surrogate, surrogate, "surrogate")
+    form_e = parse(Form, form, "form")
     acc = compute_dtype(x.dtype)
     decay_t = _param(decay, "decay", x, acc)
     syn_t = None if syn_decay is None else _param(syn_decay, "syn_decay", x, acc)
@@ -240,20 +197,20 @@ def mt_lif(x: Tensor, decay: Union[float, Tensor] = 0.5, *, threshold: float = 1
                    math.prod(shape[3:])).contiguous()
     v0_t = None if v0 is None else v0.to(acc).expand(shape[1:]).reshape(x4.shape[1:])
     save, save_j = _save_mode(x, decay_t, syn_t, v0_t, reset, detach_reset, form)
-    s, _, _ = _forward(x4, decay_t, syn_t, None if v0_t is None else v0_t.contiguous(),
-                       threshold, levels, RESETS.index(reset), SURROGATES.index(surrogate),
-                       width, detach_reset, FORMS.index(form), save, save_j, chosen)
+    s, _, _ = OP.kernel("mt_lif_forward", chosen)(
+        x4, decay_t, syn_t, None if v0_t is None else v0_t.contiguous(), threshold, levels,
+        int(reset_e), int(surrogate_e), width, detach_reset, int(form_e), int(save), save_j)
     return s.reshape(shape)
 
 
-def _save_mode(x, decay, syn, v0, reset, detach_reset, form) -> tuple[int, bool]:
+def _save_mode(x, decay, syn, v0, reset, detach_reset, form) -> tuple[Save, bool]:
     """What the backward must keep for this option set (table in the module docstring)."""
     needs = [t is not None and t.requires_grad for t in (x, decay, syn, v0)]
     if not torch.is_grad_enabled() or not any(needs):
-        return SAVE_NONE, False
+        return Save.NONE, False
     decay_grad, syn_grad = needs[1], needs[2]
     hard_attached = reset == "hard" and not detach_reset
-    save = SAVE_H if hard_attached or decay_grad else SAVE_SG
+    save = Save.H if hard_attached or decay_grad else Save.SG
     # plif's decay gradient reads j[t] (= x[t] without the synaptic current)
     save_j = (syn is not None and syn_grad) or (decay_grad and form == "plif")
     return save, save_j
@@ -269,5 +226,5 @@ def saved_bytes_per_step(dtype: torch.dtype, *, reset="hard", detach_reset=False
     with torch.enable_grad():
         save, save_j = _save_mode(x, dec, syn, None, reset, detach_reset, form)
     acc_size = compute_dtype(dtype).itemsize
-    kept = {SAVE_NONE: 0, SAVE_SG: dtype.itemsize, SAVE_H: acc_size}[save]
+    kept = {Save.NONE: 0, Save.SG: dtype.itemsize, Save.H: acc_size}[save]
     return kept + (acc_size if save_j else 0)

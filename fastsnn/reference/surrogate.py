@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import torch
 
-SURROGATES = ("rect", "triangle", "sigmoid")
+from .._enums import Surrogate, options
+
+SURROGATES = options(Surrogate)  # ("rect", "triangle", "sigmoid")
 
 
 def bump(z: torch.Tensor, kind: str, a: float) -> torch.Tensor:

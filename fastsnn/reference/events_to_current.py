@@ -21,7 +21,7 @@ concatenated, stream ``b`` being rows ``offsets[b]:offsets[b+1]``. The result is
   sample stays zero) or ``"log1p"``.
 
 Invalid input is reported by ``check_offsets`` / ``first_invalid`` with the first bad
-index; the C++ binding (csrc/torch/events.cpp) and the Triton wrapper raise the very same
+index; the C++ binding (csrc/torch/events_to_current.cpp) and the Triton wrapper raise the very same
 messages.
 """
 
@@ -32,10 +32,12 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-SPLITS = ("number", "time")
-WEIGHTINGS = ("count", "exp")
+from .._enums import EventFault, EventSplit, EventWeighting, options
+
+SPLITS = options(EventSplit)  # ("number", "time")
+WEIGHTINGS = options(EventWeighting)  # ("count", "exp")
 NORMALIZATIONS = ("none", "max", "log1p")
-FAULTS = ("x", "y", "p", "order")  # fault kinds, in the order the checks run on one event
+FAULTS = options(EventFault)  # ("x", "y", "p", "order"), the order the checks run in
 
 
 def output_shape(T: int, B: int, sensor_size, spatial_factor: int = 1,

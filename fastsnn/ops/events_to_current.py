@@ -1,18 +1,21 @@
 """``fastsnn.events_to_current``: event streams -> T steps of synaptic current (SPEC.md 3).
 
-The public function checks its arguments, turns the input into the kernel contract below
-and runs one backend inside the custom op ``fastsnn::events_to_current`` (a fake impl is
-registered, so the op traces under ``torch.compile``; no autograd: events are data).
+The public function checks its arguments (the only validation pass of the options), turns
+the input into the kernel contract below and runs one backend: ``reference`` is
+``fastsnn.reference.events_to_current``; the fast backends run the kernel declared in ``OP``
+(``fastsnn::events_to_current_forward``, or ``..._triton``; ``fastsnn/ops/_spine.py``) with
+its fake impl, so it traces under ``torch.compile`` (no autograd: events are data).
 ``normalize`` is applied afterwards with torch ops, identically for every backend.
 
-Kernel contract (C++ ``fastsnn_C::events_to_current_forward`` and ``kernels/events.py``;
+Kernel contract (``csrc/torch/events_to_current.cpp`` and ``kernels/events_to_current.py``;
 integer helpers shared by C++ and CUDA in ``csrc/common/events.h``):
 
 * ``events``: contiguous ``[E, 4]`` int32 or int64, rows ``(x, y, t, p)``, E < 2^31;
   ``offsets``: contiguous int64 ``[B+1]`` on the same device, ``0 = offsets[0] <= ... <=
   offsets[B] = E``; stream b is rows ``offsets[b]:offsets[b+1]``.
 * scalars: ``T`` (1 <= T < 2^31); ``width, height, polarities`` = sensor_size ``(W, H, P)``
-  with P in {1, 2}; ``split`` number=0 time=1; ``weighting`` count=0 exp=1; ``tau``
+  with P in {1, 2}; ``split``, ``weighting``: ``fastsnn._enums.EventSplit`` /
+  ``EventWeighting`` (number=0 time=1; count=0 exp=1); ``tau``
   (tau_syn, > 0 for exp); ``frac_bits`` = ``exp_frac_bits(E)``; ``factor`` (spatial
   sum-pooling f >= 1); ``merge`` (one output polarity channel).
 * returns float32 ``[T, B, Pout, ceil(H/f), ceil(W/f)]``: the un-normalised sums.
@@ -29,7 +32,7 @@ integer helpers shared by C++ and CUDA in ``csrc/common/events.h``):
 * validation, in the kernels themselves (they never write out of bounds, whatever the
   input): offsets as above, then every event: ``0 <= x < W``, ``0 <= y < H``,
   ``0 <= p < P`` and ``t`` not below the previous event of its stream. The lowest bad index
-  raises ``ValueError`` with the message of ``fastsnn.reference.events``.
+  raises ``ValueError`` with the message of ``fastsnn.reference.events_to_current``.
 """
 
 from __future__ import annotations
@@ -40,10 +43,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .. import _backends
-from ..reference import events as ref
+from .._enums import EventSplit, EventWeighting, parse
+from ..reference import events_to_current as ref
+from . import _checks
+from ._spine import Kernel, Op
 
-KERNEL = "events_to_current_forward"
 _INT32 = np.iinfo(np.int32)
 
 
@@ -52,47 +56,29 @@ def exp_frac_bits(num_events: int) -> int:
     return min(40, 62 - int(num_events).bit_length())
 
 
-@torch.compiler.assume_constant_result
-def _choose(backend: Optional[str], device_type: str) -> str:
-    """The backend, evaluated once when traced: dynamo cannot follow the availability checks
-    (they import modules), and the answer is a constant of the environment anyway."""
-    return _backends.choose(backend, torch.device(device_type), KERNEL)
-
-
-def _kernels(backend: str):
-    if backend == "triton":
-        from ..kernels import events as triton_events
-
-        return triton_events
-    import fastsnn._C  # noqa: F401  (registers torch.ops.fastsnn_C)
-
-    return torch.ops.fastsnn_C
-
-
-@torch.library.custom_op("fastsnn::events_to_current", mutates_args=())
-def _events_to_current(events: Tensor, offsets: Tensor, T: int, width: int, height: int,
-                       polarities: int, split: int, weighting: int, tau: float, factor: int,
-                       merge: bool, backend: str) -> Tensor:
-    if backend == "reference":
-        sensor = (width, height, polarities)
-        ref.check_offsets(offsets, events.shape[0])
-        error = ref.first_invalid(events, offsets, sensor)
-        if error:
-            raise ValueError(error)
-        return ref.accumulate(events, offsets, sensor, T, split_by=ref.SPLITS[split],
-                              weighting=ref.WEIGHTINGS[weighting], tau_syn=tau,
-                              spatial_factor=factor, merge_polarity=merge)
-    return _kernels(backend).events_to_current_forward(
-        events, offsets, T, width, height, polarities, split, weighting, tau,
-        exp_frac_bits(events.shape[0]), factor, merge)
-
-
-@_events_to_current.register_fake
-def _(events, offsets, T, width, height, polarities, split, weighting, tau, factor, merge,
-      backend):
+def _forward_fake(events, offsets, T, width, height, polarities, split, weighting, tau,
+                  frac_bits, factor, merge):
     shape = ref.output_shape(T, offsets.shape[0] - 1, (width, height, polarities), factor,
                              merge)
     return events.new_empty(shape, dtype=torch.float32)
+
+
+def _reference(events, offsets, T, width, height, polarities, split, weighting, tau,
+               frac_bits, factor, merge):
+    """The reference with the kernel's arguments (it sums in float64: no frac_bits)."""
+    return ref.events_to_current(events, offsets, (width, height, polarities), T,
+                                 split_by=ref.SPLITS[split], weighting=ref.WEIGHTINGS[weighting],
+                                 tau_syn=tau, spatial_factor=factor, merge_polarity=merge)
+
+
+# The reference runs as an op too: its checks read the events, which torch.compile could
+# not keep in one graph.
+OP = Op("events_to_current", triton_module="events_to_current", kernels=(
+    Kernel("events_to_current_forward",
+           "(Tensor events, Tensor offsets, int T, int width, int height, int polarities, "
+           "int split, int weighting, float tau, int frac_bits, int factor, bool merge) "
+           "-> Tensor", _forward_fake, reference=_reference),),
+    dtypes=dict.fromkeys(("reference", "cpu", "triton", "cuda"), (torch.int32, torch.int64)))
 
 
 # -- input conversion ------------------------------------------------------------------------
@@ -144,27 +130,15 @@ def as_event_tensor(events) -> Tensor:
 
 # -- argument checks -------------------------------------------------------------------------
 
-def _int(value, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
-
-
 def _sensor(sensor_size) -> tuple[int, int, int]:
     try:
         W, H, P = sensor_size
     except (TypeError, ValueError):
         raise ValueError(f"sensor_size must be (W, H, P), got {sensor_size!r}") from None
-    W, H = _int(W, "sensor_size W", 1), _int(H, "sensor_size H", 1)
+    W, H = _checks.integer(W, "sensor_size W", 1), _checks.integer(H, "sensor_size H", 1)
     if P not in (1, 2) or isinstance(P, bool):
         raise ValueError(f"sensor_size P (polarities) must be 1 or 2, got {P!r}")
     return W, H, int(P)
-
-
-def _choice(value, name: str, options: tuple[str, ...]) -> int:
-    if value not in options:
-        raise ValueError(f"{name} must be one of {options}, got {value!r}")
-    return options.index(value)
 
 
 def _offsets(offsets, events: Tensor) -> Tensor:
@@ -211,26 +185,28 @@ def events_to_current(events: Union[np.ndarray, Tensor], sensor_size, T: int, *,
     ``[t_first, t_last]``); ``weighting``: "count" or "exp" (each event adds
     ``exp(-(t_end - t) / tau_syn)``, t_end = last timestamp of its segment);
     ``normalize``: "none", "max" (per sample) or "log1p". Exact rules: SPEC.md section 3
-    and ``fastsnn.reference.events`` (a reconstruction of paper B's compression). Invalid
+    and ``fastsnn.reference.events_to_current`` (a reconstruction of paper B's compression). Invalid
     events raise ``ValueError`` naming the first bad index.
     """
     ev = as_event_tensor(events)
     W, H, P = _sensor(sensor_size)
-    T = _int(T, "T", 1)
+    T = _checks.integer(T, "T", 1)
     if T > _INT32.max:
         raise ValueError(f"T must be below 2^31, got {T}")
-    split = _choice(split_by, "split_by", ref.SPLITS)
-    weight = _choice(weighting, "weighting", ref.WEIGHTINGS)
-    _choice(normalize, "normalize", ref.NORMALIZATIONS)
-    factor = _int(spatial_factor, "spatial_factor", 1)
+    split = parse(EventSplit, split_by, "split_by")
+    weight = parse(EventWeighting, weighting, "weighting")
+    if normalize not in ref.NORMALIZATIONS:
+        raise ValueError(f"normalize must be one of {ref.NORMALIZATIONS}, got {normalize!r}")
+    factor = _checks.integer(spatial_factor, "spatial_factor", 1)
     if not isinstance(merge_polarity, (bool, np.bool_)):
         raise TypeError(f"merge_polarity must be a bool, got {merge_polarity!r}")
     tau = _tau(tau_syn, weighting)
     if ev.shape[0] > _INT32.max:
         raise ValueError(f"at most 2^31 - 1 events per call are supported, got {ev.shape[0]}")
     off = _offsets(offsets, ev)
-    chosen = _choose(backend, ev.device.type)
-    out = _events_to_current(ev, off, T, W, H, P, split, weight, tau, factor,
-                             bool(merge_polarity), chosen)
+    chosen = OP.choose(backend, ev)
+    out = OP.kernel("events_to_current_forward", chosen)(
+        ev, off, T, W, H, P, int(split), int(weight), tau, exp_frac_bits(ev.shape[0]), factor,
+        bool(merge_polarity))
     out = ref.normalized(out, normalize)
     return out if offsets is not None else out[:, 0]

@@ -1,4 +1,4 @@
-"""Triton kernels of ``events_to_current`` (contract: ``fastsnn/ops/events.py``).
+"""Triton kernels of ``events_to_current`` (contract: ``fastsnn/ops/events_to_current.py``).
 
 Same plan and integer arithmetic as the CPU and CUDA kernels (csrc/common/events.h):
 
@@ -24,7 +24,8 @@ import torch
 import triton
 import triton.language as tl
 
-from ..reference.events import FAULTS, check_offsets, fault_message
+from .._enums import EventSplit, EventWeighting
+from ..reference.events_to_current import FAULTS, check_offsets, fault_message
 
 BLOCK = 1024
 _NO_FAULT = torch.iinfo(torch.int64).max
@@ -128,7 +129,7 @@ def events_to_current_forward(events, offsets, T, width, height, polarities, spl
     E, B = events.shape[0], offsets.numel() - 1
     check_offsets(offsets, E)  # bad offsets would send the bisections out of bounds
     Po, Ho, Wo = 1 if merge else polarities, -(-height // factor), -(-width // factor)
-    exp_w = weighting == 1
+    exp_w = weighting == EventWeighting.EXP
     acc = torch.zeros(T * B * Po * Ho * Wo, dtype=torch.int64 if exp_w else torch.int32,
                       device=events.device)
     starts = torch.empty(B * T + 1, dtype=torch.int64, device=events.device)
@@ -136,7 +137,8 @@ def events_to_current_forward(events, offsets, T, width, height, polarities, spl
     exp_consts = torch.tensor([-1.0 / tau if exp_w else 0.0, 2.0 ** frac_bits],
                               dtype=torch.float64, device=events.device)
     if B > 0:
-        _segment_starts[(B,)](events, offsets, starts, E, B, T, SPLIT_TIME=split == 1)
+        _segment_starts[(B,)](events, offsets, starts, E, B, T,
+                              SPLIT_TIME=split == EventSplit.TIME)
     if E > 0:
         _accumulate[(triton.cdiv(E, BLOCK),)](
             events, offsets, starts, acc, faults, exp_consts, E, B, T, width, height,

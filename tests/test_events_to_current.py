@@ -14,8 +14,10 @@ from tonic_peer import to_frame_numpy
 
 import fastsnn
 from fastsnn.data import ToCurrent
-from fastsnn.ops.events import KERNEL, exp_frac_bits
-from fastsnn.reference import events as ref
+from fastsnn.ops.events_to_current import OP, exp_frac_bits
+from fastsnn.reference import events_to_current as ref
+
+KERNEL = "events_to_current"
 
 TAUS = (0.5, 3.0, 40.0)
 OPTIONS = st.fixed_dictionaries({
@@ -328,8 +330,8 @@ def test_torch_compile_fullgraph():
 def test_opcheck():
     ev, off = concat([make_stream(np.random.default_rng(4), "random", (5, 5, 2), 50)] * 2)
     backend = fast_backends(KERNEL)[0] if fast_backends(KERNEL) else "reference"
-    args = (ev, off, 3, 5, 5, 2, 1, 1, 2.0, 1, False, backend)
-    torch.library.opcheck(torch.ops.fastsnn.events_to_current.default, args)
+    args = (ev, off, 3, 5, 5, 2, 1, 1, 2.0, exp_frac_bits(ev.shape[0]), 1, False)
+    torch.library.opcheck(OP.kernel("events_to_current_forward", backend), args)
 
 
 # -- tonic ------------------------------------------------------------------------------------
@@ -500,7 +502,7 @@ def test_bad_structured_arrays():
 def test_kernel_checks_without_the_python_layer():
     """Defence in depth: the C++ op validates offsets and events itself."""
     require_backend("cpu", KERNEL, torch.device("cpu"))
-    op = torch.ops.fastsnn_C.events_to_current_forward
+    op = OP.kernel("events_to_current_forward", "cpu")
     ev, off = _batch()
     ev, off = ev.cpu(), off.cpu()
     ev[11, 1] = 1000

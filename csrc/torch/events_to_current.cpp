@@ -1,7 +1,8 @@
-// events_to_current binding: the schema, argument checks (again: the kernels must never
-// write out of bounds even when the Python checks are bypassed) and the CPU / CUDA
-// implementations. Invalid events and offsets raise ValueError (TORCH_CHECK_VALUE) with the
-// first bad index; the messages match fastsnn/reference/events.py word for word.
+// events_to_current binding: the CPU and CUDA implementations of
+// fastsnn::events_to_current_forward (schema declared in fastsnn/ops/events_to_current.py,
+// whose docstring is the contract), with the checks that keep the kernels in bounds when
+// called directly. Invalid events and offsets raise ValueError (TORCH_CHECK_VALUE) with the
+// first bad index; the messages match fastsnn/reference/events_to_current.py word for word.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -10,13 +11,11 @@
 #include <limits>
 #include <string>
 
+#include "checks.h"
 #include "common/events.h"
 #include "cpu/events.h"
 
 #ifdef FASTSNN_WITH_CUDA
-#include <c10/cuda/CUDAStream.h>
-#include <c10/cuda/CUDAGuard.h>
-
 #include "cuda/events.h"
 #endif
 
@@ -24,17 +23,16 @@ namespace fastsnn {
 namespace {
 
 constexpr int64_t kMaxT = std::numeric_limits<int32_t>::max();
+constexpr const char* kOp = "events_to_current";
 
 void check_tensors(const at::Tensor& events, const at::Tensor& offsets, c10::DeviceType dev) {
   TORCH_CHECK_VALUE(events.dim() == 2 && events.size(1) == 4,
                     "events must be an [E, 4] tensor (x, y, t, p), got shape ",
                     events.sizes());
-  TORCH_CHECK_TYPE(events.scalar_type() == at::kLong || events.scalar_type() == at::kInt,
-                   "events must be int32 or int64, got ", events.scalar_type());
-  TORCH_CHECK_VALUE(events.is_contiguous(), "events must be contiguous");
+  checks::dtype(events, kOp, "events", {at::kInt, at::kLong});
+  checks::contiguous(events, kOp, "events");
   TORCH_CHECK_VALUE(events.device().type() == dev, "events must be on ", dev);
-  TORCH_CHECK_TYPE(offsets.scalar_type() == at::kLong, "offsets must be int64, got ",
-                   offsets.scalar_type());
+  checks::dtype(offsets, kOp, "offsets", {at::kLong});
   TORCH_CHECK_VALUE(offsets.dim() == 1 && offsets.numel() >= 1,
                     "offsets must be a 1-d tensor [B+1], got shape ", offsets.sizes());
   TORCH_CHECK_VALUE(offsets.device() == events.device(),
@@ -153,7 +151,7 @@ at::Tensor events_to_current_cuda(const at::Tensor& events, const at::Tensor& of
                                   int64_t split, int64_t weighting, double tau,
                                   int64_t frac_bits, int64_t factor, bool merge) {
   check_tensors(events, offsets, c10::DeviceType::CUDA);
-  const c10::cuda::CUDAGuard guard(events.device());
+  const CudaLaunch launch(events);
   const at::Tensor off = offsets.contiguous();
   check_offsets(off.to(at::kCPU), events.size(0));
   const EventsParams p = make_params(events, off, T, width, height, polarities, split,
@@ -172,7 +170,7 @@ at::Tensor events_to_current_cuda(const at::Tensor& events, const at::Tensor& of
   buf.faults = faults.data_ptr<int64_t>();
   buf.acc = acc.defined() ? acc.data_ptr<int64_t>() : nullptr;
   buf.out = out.data_ptr<float>();
-  cuda::events_to_current(p, buf, c10::cuda::getCurrentCUDAStream().stream());
+  cuda::events_to_current(p, buf, launch.stream());
   const at::Tensor faults_host = faults.to(at::kCPU);  // waits for the kernels
   const int64_t* f = faults_host.data_ptr<int64_t>();
   int best = -1;
@@ -187,19 +185,12 @@ at::Tensor events_to_current_cuda(const at::Tensor& events, const at::Tensor& of
 }  // namespace
 }  // namespace fastsnn
 
-TORCH_LIBRARY_FRAGMENT(fastsnn_C, m) {
-  m.def(
-      "events_to_current_forward(Tensor events, Tensor offsets, int T, int width, int height, "
-      "int polarities, int split, int weighting, float tau, int frac_bits, int factor, "
-      "bool merge) -> Tensor");
-}
-
-TORCH_LIBRARY_IMPL(fastsnn_C, CPU, m) {
+TORCH_LIBRARY_IMPL(fastsnn, CPU, m) {
   m.impl("events_to_current_forward", &fastsnn::events_to_current_cpu);
 }
 
 #ifdef FASTSNN_WITH_CUDA
-TORCH_LIBRARY_IMPL(fastsnn_C, CUDA, m) {
+TORCH_LIBRARY_IMPL(fastsnn, CUDA, m) {
   m.impl("events_to_current_forward", &fastsnn::events_to_current_cuda);
 }
 #endif

@@ -1,0 +1,77 @@
+"""Every enum the ops pass to their kernels as an integer, in one place for Python.
+
+The C++ and CUDA kernels read the same values from ``csrc/common/enums.h``;
+``tests/test_enums.py`` parses that header and fails when the two drift apart. The public
+functions take the lower-case member names as option strings (``reset="hard"``); the ops
+pass ``int(member)`` to the kernels, and the Triton kernels compare against these values.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Reset(IntEnum):
+    HARD = 0
+    SOFT = 1
+    NONE = 2
+
+
+class Surrogate(IntEnum):
+    RECT = 0
+    TRIANGLE = 1
+    SIGMOID = 2
+
+
+class Form(IntEnum):
+    STBP = 0
+    PLIF = 1
+
+
+class Save(IntEnum):
+    """What mt_lif's forward keeps for the backward (table in ``fastsnn/ops/mt_lif.py``)."""
+
+    NONE = 0
+    SG = 1
+    H = 2
+
+
+class BinaryActivation(IntEnum):
+    SPIKE = 0
+    SIGN = 1
+
+
+class EventSplit(IntEnum):
+    NUMBER = 0
+    TIME = 1
+
+
+class EventWeighting(IntEnum):
+    COUNT = 0
+    EXP = 1
+
+
+class EventFault(IntEnum):
+    """Why an event is invalid, in the order the checks run on one event."""
+
+    NONE = -1
+    X = 0
+    Y = 1
+    P = 2
+    ORDER = 3
+
+
+def options(enum: type[IntEnum]) -> tuple[str, ...]:
+    """The option strings of ``enum``: its member names in lower case, in value order.
+
+    ``EventFault.NONE`` (no fault) is not an option: only members >= 0 are.
+    """
+    return tuple(m.name.lower() for m in sorted(enum, key=int) if m >= 0)
+
+
+def parse(enum: type[IntEnum], value: str, name: str) -> IntEnum:
+    """The member for option string ``value``; ``ValueError`` naming the argument if none."""
+    names = options(enum)
+    if value not in names:
+        raise ValueError(f"{name} must be one of {names}, got {value!r}")
+    return enum[value.upper()]

@@ -1,0 +1,152 @@
+"""The spine every op plugs into: one declaration per op, everything else derived from it.
+
+An op (``mt_lif``, ``binary_conv2d``, ...) declares once, with ``Op(...)``:
+
+* its kernels: name, schema and fake impl of each entry point (``Kernel``). Each becomes
+  two torch ops with that one schema: ``fastsnn::<kernel>``, whose CPU and CUDA
+  implementations the C++ extension registers (``TORCH_LIBRARY_IMPL(fastsnn, CPU/CUDA)`` in
+  ``csrc/torch/<op>.cpp``), and ``fastsnn::<kernel>_triton``, the function ``<kernel>`` of
+  ``fastsnn.kernels.<module>`` (CPU tensors under the Triton interpreter, CUDA tensors
+  otherwise), so that forcing triton on CUDA tensors reaches Triton. A call from the public
+  function to a kernel crosses the dispatcher once.
+* the backends it has and the input dtypes each accepts (``dtypes``).
+* its autograd (``Op.autograd``), attached to both variants of a kernel; the backward
+  calls the backward kernel of the variant that ran the forward.
+
+``Op.choose`` picks the backend (``fastsnn._backends.choose``: forced or automatic, never a
+silent fallback) and ``Op.kernel`` gives the torch op that runs a kernel on it. The
+``reference`` backend is plain autograd over ``fastsnn.reference`` and has no kernel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+from collections.abc import Callable
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from .. import _backends
+
+NAMESPACE = "fastsnn"
+_LIB = torch.library.Library(NAMESPACE, "FRAGMENT")  # lives as long as the module
+OPS: dict[str, Op] = {}  # public op name -> declaration, in declaration order
+_SUFFIX = {"triton": "_triton", "reference": "_reference"}  # cpu and cuda: no suffix
+
+
+@dataclasses.dataclass(frozen=True)
+class Kernel:
+    """One kernel entry point: ``name``, ``schema`` (``"(Tensor x, ...) -> Tensor"``) and
+    the fake impl (output shapes and dtypes from the inputs, for torch.compile).
+
+    ``reference``: optionally the reference backend as a function of the kernel's
+    arguments; it then runs as the op ``fastsnn::<name>_reference``, opaque to
+    torch.compile like the fast kernels (for a reference dynamo cannot trace in one graph).
+    ``drop``: names of schema arguments the Triton function does not take (inputs that only
+    carry autograd).
+    """
+
+    name: str
+    schema: str
+    fake: Callable
+    reference: Optional[Callable] = None
+    drop: tuple[str, ...] = ()
+
+
+class Op:
+    """The declaration of one public op (module docstring)."""
+
+    def __init__(self, name: str, *, kernels: tuple[Kernel, ...],
+                 dtypes: dict[str, tuple[torch.dtype, ...]], triton_module: str):
+        if name in OPS:
+            raise RuntimeError(f"op {name!r} declared twice")
+        self.name = name
+        self.kernels = {k.name: k for k in kernels}
+        self.dtypes = dtypes
+        self.backends = tuple(dtypes)
+        # The cpu and cuda backends exist when the extension registered this kernel.
+        self.probe = kernels[0].name
+        self._triton_module = triton_module
+        self._ops: dict[str, torch._ops.OpOverload] = {}
+        for kernel in kernels:
+            self._define(kernel)
+        OPS[name] = self
+
+    # -- registration ----------------------------------------------------------------------
+
+    def _variants(self, kernel: Optional[Kernel] = None) -> tuple[str, ...]:
+        """Name suffixes of a kernel's torch ops: native (cpu/cuda), triton, reference."""
+        return ("",) + (("_triton",) if "triton" in self.dtypes else ()) + (
+            ("_reference",) if kernel is not None and kernel.reference else ())
+
+    def _define(self, kernel: Kernel) -> None:
+        for suffix in self._variants(kernel):
+            _LIB.define(kernel.name + suffix + kernel.schema)
+            torch.library.register_fake(f"{NAMESPACE}::{kernel.name}{suffix}", kernel.fake,
+                                        lib=_LIB)
+            self._ops[kernel.name + suffix] = getattr(
+                getattr(torch.ops, NAMESPACE), kernel.name + suffix).default
+        if "triton" in self.dtypes:
+            impl = _triton_impl(self._triton_module, kernel)
+            for key in ("CPU", "CUDA"):
+                _LIB.impl(kernel.name + "_triton", impl, key)
+        if kernel.reference:
+            _LIB.impl(kernel.name + "_reference", kernel.reference, "CompositeExplicitAutograd")
+
+    def autograd(self, kernel: str, backward: Callable, setup_context: Callable) -> None:
+        """Attach autograd to both variants of ``kernel``. ``setup_context`` and
+        ``backward`` are those of ``torch.library.register_autograd``; ``ctx.backend``
+        ("triton" or "native") is set first, for ``Op.kernel(name, ctx.backend)``."""
+        for suffix in self._variants():
+            def setup(ctx, inputs, output, backend=("triton" if suffix else "native")):
+                ctx.backend = backend
+                setup_context(ctx, inputs, output)
+
+            torch.library.register_autograd(f"{NAMESPACE}::{kernel}{suffix}", backward,
+                                            setup_context=setup, lib=_LIB)
+
+    # -- calls -----------------------------------------------------------------------------
+
+    def choose(self, backend: Optional[str], x) -> str:
+        """The backend for a call on ``x``'s device (CPU when x is not a tensor)."""
+        device = x.device if isinstance(x, Tensor) else torch.device("cpu")
+        return _backends.choose(backend, device, self.probe, self.backends)
+
+    def kernel(self, name: str, backend: str):
+        """The torch op (default overload) that runs kernel ``name`` on ``backend``."""
+        return self._ops[name + _SUFFIX.get(backend, "")]
+
+    def check_dtype(self, x: Tensor, name: str, backend: str) -> None:
+        """``TypeError`` unless ``backend`` takes ``x``'s dtype."""
+        if x.dtype not in self.dtypes[backend]:
+            raise TypeError(f"{name} dtype {x.dtype} is not supported by the {backend} "
+                            f"backend of {self.name} (supported: {self.dtypes[backend]})")
+
+
+def _triton_impl(module: str, kernel: Kernel) -> Callable:
+    """The Triton kernel function, imported on first call (triton is optional)."""
+    names = [a.name for a in torch._C.parse_schema(f"{NAMESPACE}::x{kernel.schema}").arguments]
+    keep = [i for i, n in enumerate(names) if n not in kernel.drop]
+
+    def run(*args):
+        return _triton_function(module, kernel.name)(*(args[i] for i in keep))
+
+    run.__name__ = f"{kernel.name}_triton"
+    return run
+
+
+
+@functools.cache
+def _triton_function(module: str, function: str) -> Callable:
+    return getattr(importlib.import_module(f"fastsnn.kernels.{module}"), function)
+
+
+def available(op: str, device: str = "cpu") -> tuple[str, ...]:
+    """The backends that can run ``op`` on ``device`` ('cpu' or 'cuda') here, in the order
+    the automatic choice prefers them (the first is what ``backend=None`` picks)."""
+    declared = OPS[op]
+    return tuple(b for b in _backends.preference(device)
+                 if b in declared.backends and not _backends.why_not(b, device, declared.probe))

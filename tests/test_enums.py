@@ -1,0 +1,38 @@
+"""The enums of csrc/common/enums.h and fastsnn/_enums.py are the same (names and values)."""
+
+import re
+from enum import IntEnum
+from pathlib import Path
+
+from fastsnn import _enums
+
+HEADER = Path(__file__).resolve().parents[1] / "csrc" / "common" / "enums.h"
+
+
+def _header_enums() -> dict[str, dict[str, int]]:
+    text = HEADER.read_text()
+    found = {}
+    for name, body in re.findall(r"enum class (\w+) : int \{([^}]*)\}", text):
+        members = {}
+        for item in body.split(","):
+            key, value = (part.strip() for part in item.split("="))
+            members[key.upper()] = int(value)
+        found[name] = members
+    return found
+
+
+def _python_enums() -> dict[str, dict[str, int]]:
+    return {name: {m.name: int(m) for m in obj} for name, obj in vars(_enums).items()
+            if isinstance(obj, type) and issubclass(obj, IntEnum) and obj is not IntEnum}
+
+
+def test_header_and_python_agree():
+    header, python = _header_enums(), _python_enums()
+    assert header, f"no enum found in {HEADER}"
+    assert header == python
+
+
+def test_option_strings_are_the_lower_case_names():
+    assert _enums.options(_enums.Reset) == ("hard", "soft", "none")
+    assert _enums.options(_enums.EventFault) == ("x", "y", "p", "order")
+    assert _enums.parse(_enums.Surrogate, "sigmoid", "surrogate") == _enums.Surrogate.SIGMOID
