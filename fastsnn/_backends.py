@@ -65,25 +65,17 @@ def why_not(backend: str, device: str, kernel: Optional[str] = None) -> str:
     """
     if backend == "reference":
         return ""
-    if backend == "cpu":
-        if device != "cpu":
-            return "the cpu backend needs CPU tensors"
+    if backend in ("cpu", "cuda"):  # the C++ extension
+        key = backend.upper()
+        if device != backend:
+            return f"the {backend} backend needs {key} tensors"
         ok, reason = _extension()
         if not ok:
             return reason
-        if kernel and not has_kernel(kernel, "CPU"):
-            return f"fastsnn._C has no CPU kernel {kernel}"
-        return ""
-    if backend == "cuda":
-        if device != "cuda":
-            return "the cuda backend needs CUDA tensors"
-        ok, reason = _extension()
-        if not ok:
-            return reason
-        built = has_kernel(kernel, "CUDA") if kernel else importlib.import_module(
-            "fastsnn._C").WITH_CUDA
-        if not built:
+        if backend == "cuda" and not importlib.import_module("fastsnn._C").WITH_CUDA:
             return "fastsnn._C was built without CUDA (no nvcc or CPU-only torch at build time)"
+        if kernel and not has_kernel(kernel, key):
+            return f"fastsnn._C has no {key} kernel {kernel}"
         return ""
     if backend == "triton":
         ok, reason = _triton()

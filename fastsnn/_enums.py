@@ -11,54 +11,19 @@ from __future__ import annotations
 from enum import IntEnum
 
 
-class Reset(IntEnum):
-    HARD = 0
-    SOFT = 1
-    NONE = 2
-
-
-class Surrogate(IntEnum):
-    RECT = 0
-    TRIANGLE = 1
-    SIGMOID = 2
-
-
-class Form(IntEnum):
-    STBP = 0
-    PLIF = 1
-
-
-class Save(IntEnum):
-    """What mt_lif's forward keeps for the backward (table in ``fastsnn/ops/mt_lif.py``)."""
-
-    NONE = 0
-    SG = 1
-    H = 2
-
-
-class BinaryActivation(IntEnum):
-    SPIKE = 0
-    SIGN = 1
-
-
-class EventSplit(IntEnum):
-    NUMBER = 0
-    TIME = 1
-
-
-class EventWeighting(IntEnum):
-    COUNT = 0
-    EXP = 1
-
-
-class EventFault(IntEnum):
-    """Why an event is invalid, in the order the checks run on one event."""
-
-    NONE = -1
-    X = 0
-    Y = 1
-    P = 2
-    ORDER = 3
+# Member order = value order; names as in the header, upper case.
+Reset = IntEnum("Reset", [("HARD", 0), ("SOFT", 1), ("NONE", 2)])
+Surrogate = IntEnum("Surrogate", [("RECT", 0), ("TRIANGLE", 1), ("SIGMOID", 2)])
+Form = IntEnum("Form", [("STBP", 0), ("PLIF", 1)])
+# What mt_lif's forward keeps for the backward (table in fastsnn/ops/mt_lif.py).
+Save = IntEnum("Save", [("NONE", 0), ("SG", 1), ("H", 2)])
+BinaryActivation = IntEnum("BinaryActivation", [("SPIKE", 0), ("SIGN", 1)])
+EventSplit = IntEnum("EventSplit", [("NUMBER", 0), ("TIME", 1)])
+EventWeighting = IntEnum("EventWeighting", [("COUNT", 0), ("EXP", 1)])
+# Why an event is invalid, in the order the checks run on one event.
+EventFault = IntEnum("EventFault", [("NONE", -1), ("X", 0), ("Y", 1), ("P", 2), ("ORDER", 3)])
+ENUMS = (Reset, Surrogate, Form, Save, BinaryActivation, EventSplit, EventWeighting,
+         EventFault)
 
 
 def options(enum: type[IntEnum]) -> tuple[str, ...]:

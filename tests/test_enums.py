@@ -22,14 +22,26 @@ def _header_enums() -> dict[str, dict[str, int]]:
 
 
 def _python_enums() -> dict[str, dict[str, int]]:
-    return {name: {m.name: int(m) for m in obj} for name, obj in vars(_enums).items()
-            if isinstance(obj, type) and issubclass(obj, IntEnum) and obj is not IntEnum}
+    found = {name: obj for name, obj in vars(_enums).items()
+             if isinstance(obj, type) and issubclass(obj, IntEnum) and obj is not IntEnum}
+    assert set(found.values()) == set(_enums.ENUMS)
+    return {name: {m.name: int(m) for m in obj} for name, obj in found.items()}
 
 
 def test_header_and_python_agree():
     header, python = _header_enums(), _python_enums()
     assert header, f"no enum found in {HEADER}"
     assert header == python
+
+
+def test_counts_bound_the_values():
+    """The k<Enum>s constants of the header (what the bindings accept) count the members."""
+    counts = dict(re.findall(r"\b(k\w+) = (\d+)", HEADER.read_text()))
+    for name, enum in (("kResets", _enums.Reset), ("kSurrogates", _enums.Surrogate),
+                       ("kForms", _enums.Form), ("kSaves", _enums.Save),
+                       ("kBinaryActivations", _enums.BinaryActivation),
+                       ("kEventFaultKinds", _enums.EventFault)):
+        assert int(counts[name]) == len(_enums.options(enum)), name
 
 
 def test_option_strings_are_the_lower_case_names():

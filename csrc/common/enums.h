@@ -2,7 +2,8 @@
 // in fastsnn/_enums.py (the ops, the Triton kernels and the option strings all read that
 // module); tests/test_enums.py parses this file and fails when the two drift apart.
 // Member order is the value order, and the lower-case member names are the option strings
-// of the public functions (reset="hard", surrogate="rect", ...).
+// of the public functions (reset="hard", surrogate="rect", ...). The k<Enum>s counts bound
+// the values the bindings accept (csrc/torch/checks.h enum_arg).
 #pragma once
 
 namespace fastsnn {
@@ -13,9 +14,11 @@ enum class Surrogate : int { Rect = 0, Triangle = 1, Sigmoid = 2 };
 enum class Form : int { Stbp = 0, Plif = 1 };
 // What the forward keeps for the backward (table in fastsnn/ops/mt_lif.py).
 enum class Save : int { None = 0, Sg = 1, H = 2 };
+constexpr int kResets = 3, kSurrogates = 3, kForms = 2, kSaves = 3;
 
 // binary_conv2d: what the input values mean.
 enum class BinaryActivation : int { Spike = 0, Sign = 1 };
+constexpr int kBinaryActivations = 2;
 
 // events_to_current
 enum class EventSplit : int { Number = 0, Time = 1 };

@@ -54,7 +54,8 @@ BinaryConvParams make_params(const at::Tensor& x, const at::Tensor& wpacked,
   checks::same_device(wpacked, kOp, "wpacked", x);
   checks::contiguous(wpacked, kOp, "wpacked");
   TORCH_CHECK_VALUE(kh >= 1 && kw >= 1, kOp, ": kernel size must be >= 1, got ", kh, "x", kw);
-  const auto act = checks::enum_arg(activation, kOp, "activation", BinaryActivation::Sign);
+  const auto act = checks::enum_arg<BinaryActivation>(activation, kOp, "activation",
+                                                      kBinaryActivations);
   TORCH_CHECK_VALUE(bits >= 1 && bits <= 8 && (act == BinaryActivation::Spike || bits == 1),
                     kOp, ": bits must be 1..8 for spike and 1 for sign, got ", bits);
   BinaryConvParams p;
@@ -149,17 +150,9 @@ at::Tensor forward_cuda(const at::Tensor& x, const at::Tensor& wpacked,
 }  // namespace fastsnn
 
 TORCH_LIBRARY_FRAGMENT(fastsnn, m) {
+  fastsnn::register_impl(m, "binary_conv2d_forward", &fastsnn::forward_cpu,
+                         FASTSNN_CUDA_ONLY(&fastsnn::forward_cuda));
   // The popcount path a CPU call takes now (FASTSNN_CPU_ISA honoured) and those available.
   m.def("binary_conv2d_cpu_isa() -> str", &fastsnn::cpu_isa);
   m.def("binary_conv2d_cpu_isas() -> str[]", &fastsnn::cpu_isas);
 }
-
-TORCH_LIBRARY_IMPL(fastsnn, CPU, m) {
-  m.impl("binary_conv2d_forward", &fastsnn::forward_cpu);
-}
-
-#ifdef FASTSNN_WITH_CUDA
-TORCH_LIBRARY_IMPL(fastsnn, CUDA, m) {
-  m.impl("binary_conv2d_forward", &fastsnn::forward_cuda);
-}
-#endif

@@ -1,5 +1,5 @@
-// What every binding in csrc/torch/ shares: the checks that keep a kernel in bounds, and the
-// CUDA device guard + stream of a launch.
+// What every binding in csrc/torch/ shares: the checks that keep a kernel in bounds, the
+// CUDA device guard + stream of a launch, and the registration of an implementation.
 //
 // The public Python functions (fastsnn/ops/<op>.py) validate user input once, with messages
 // naming the argument. The ops fastsnn::<kernel> can also be called directly, so each
@@ -8,10 +8,12 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <torch/library.h>
 
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <type_traits>
 
 #ifdef FASTSNN_WITH_CUDA
 #include <c10/cuda/CUDAGuard.h>
@@ -44,11 +46,11 @@ inline void same_device(const at::Tensor& t, const char* op, const char* name,
                     " but x is on ", x.device());
 }
 
-// An enum argument: `value` in [0, last] (csrc/common/enums.h), as the enum.
+// An enum argument: `value` in [0, count) (csrc/common/enums.h), as the enum.
 template <class E>
-E enum_arg(int64_t value, const char* op, const char* name, E last) {
-  TORCH_CHECK_VALUE(value >= 0 && value <= int64_t(last), op, ": ", name,
-                    " must be an enum value in [0, ", int64_t(last), "], got ", value);
+E enum_arg(int64_t value, const char* op, const char* name, int count) {
+  TORCH_CHECK_VALUE(value >= 0 && value < count, op, ": ", name,
+                    " must be an enum value in [0, ", count, "), got ", value);
   return static_cast<E>(value);
 }
 
@@ -71,4 +73,25 @@ class CudaLaunch {
 };
 
 }  // namespace fastsnn
+#endif
+
+namespace fastsnn {
+
+// Registers `cpu` (and `cuda`, unless it is FASTSNN_CUDA_ONLY's nullptr) as the CPU / CUDA
+// implementations of fastsnn::<name>, whose schema fastsnn/ops/<op>.py declares.
+template <class Cpu, class Cuda>
+void register_impl(torch::Library& m, const char* name, Cpu cpu, Cuda cuda) {
+  m.impl(name, torch::dispatch(c10::DispatchKey::CPU, cpu));
+  if constexpr (!std::is_same_v<Cuda, std::nullptr_t>) {
+    m.impl(name, torch::dispatch(c10::DispatchKey::CUDA, cuda));
+  }
+}
+
+}  // namespace fastsnn
+
+// The CUDA implementation where it is built, else nothing to register.
+#ifdef FASTSNN_WITH_CUDA
+#define FASTSNN_CUDA_ONLY(fn) (fn)
+#else
+#define FASTSNN_CUDA_ONLY(fn) nullptr
 #endif

@@ -185,12 +185,7 @@ at::Tensor events_to_current_cuda(const at::Tensor& events, const at::Tensor& of
 }  // namespace
 }  // namespace fastsnn
 
-TORCH_LIBRARY_IMPL(fastsnn, CPU, m) {
-  m.impl("events_to_current_forward", &fastsnn::events_to_current_cpu);
+TORCH_LIBRARY_FRAGMENT(fastsnn, m) {
+  fastsnn::register_impl(m, "events_to_current_forward", &fastsnn::events_to_current_cpu,
+                         FASTSNN_CUDA_ONLY(&fastsnn::events_to_current_cuda));
 }
-
-#ifdef FASTSNN_WITH_CUDA
-TORCH_LIBRARY_IMPL(fastsnn, CUDA, m) {
-  m.impl("events_to_current_forward", &fastsnn::events_to_current_cuda);
-}
-#endif

@@ -81,10 +81,10 @@ MtLifParams make_params(const Tensor& x, const Tensor& decay, const OptTensor& s
   p.threshold = threshold;
   p.width = width;
   p.levels = int(levels);
-  p.reset = checks::enum_arg(reset, "mt_lif", "reset", Reset::None);
-  p.surrogate = checks::enum_arg(surrogate, "mt_lif", "surrogate", Surrogate::Sigmoid);
-  p.form = checks::enum_arg(form, "mt_lif", "form", Form::Plif);
-  p.save = checks::enum_arg(save, "mt_lif", "save", Save::H);
+  p.reset = checks::enum_arg<Reset>(reset, "mt_lif", "reset", kResets);
+  p.surrogate = checks::enum_arg<Surrogate>(surrogate, "mt_lif", "surrogate", kSurrogates);
+  p.form = checks::enum_arg<Form>(form, "mt_lif", "form", kForms);
+  p.save = checks::enum_arg<Save>(save, "mt_lif", "save", kSaves);
   p.detach_reset = detach_reset;
   return p;
 }
@@ -281,14 +281,9 @@ Tensors4 mt_lif_backward_cuda(const Tensor& grad_s, const Tensor& s, const Tenso
 }  // namespace
 }  // namespace fastsnn
 
-TORCH_LIBRARY_IMPL(fastsnn, CPU, m) {
-  m.impl("mt_lif_forward", &fastsnn::mt_lif_forward_cpu);
-  m.impl("mt_lif_backward", &fastsnn::mt_lif_backward_cpu);
+TORCH_LIBRARY_FRAGMENT(fastsnn, m) {
+  fastsnn::register_impl(m, "mt_lif_forward", &fastsnn::mt_lif_forward_cpu,
+                         FASTSNN_CUDA_ONLY(&fastsnn::mt_lif_forward_cuda));
+  fastsnn::register_impl(m, "mt_lif_backward", &fastsnn::mt_lif_backward_cpu,
+                         FASTSNN_CUDA_ONLY(&fastsnn::mt_lif_backward_cuda));
 }
-
-#ifdef FASTSNN_WITH_CUDA
-TORCH_LIBRARY_IMPL(fastsnn, CUDA, m) {
-  m.impl("mt_lif_forward", &fastsnn::mt_lif_forward_cuda);
-  m.impl("mt_lif_backward", &fastsnn::mt_lif_backward_cuda);
-}
-#endif

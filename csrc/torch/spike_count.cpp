@@ -51,8 +51,7 @@ at::Tensor spike_count_cuda(const at::Tensor& s) {
 }  // namespace
 }  // namespace fastsnn
 
-TORCH_LIBRARY_IMPL(fastsnn, CPU, m) { m.impl("spike_count", &fastsnn::spike_count_cpu); }
-
-#ifdef FASTSNN_WITH_CUDA
-TORCH_LIBRARY_IMPL(fastsnn, CUDA, m) { m.impl("spike_count", &fastsnn::spike_count_cuda); }
-#endif
+TORCH_LIBRARY_FRAGMENT(fastsnn, m) {
+  fastsnn::register_impl(m, "spike_count", &fastsnn::spike_count_cpu,
+                         FASTSNN_CUDA_ONLY(&fastsnn::spike_count_cuda));
+}

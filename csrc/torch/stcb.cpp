@@ -125,14 +125,9 @@ at::Tensor backward_cuda(const at::Tensor& grad, const at::Tensor& mask, int64_t
 }  // namespace
 }  // namespace fastsnn
 
-TORCH_LIBRARY_IMPL(fastsnn, CPU, m) {
-  m.impl("stcb_forward", &fastsnn::forward_cpu);
-  m.impl("stcb_backward", &fastsnn::backward_cpu);
+TORCH_LIBRARY_FRAGMENT(fastsnn, m) {
+  fastsnn::register_impl(m, "stcb_forward", &fastsnn::forward_cpu,
+                         FASTSNN_CUDA_ONLY(&fastsnn::forward_cuda));
+  fastsnn::register_impl(m, "stcb_backward", &fastsnn::backward_cpu,
+                         FASTSNN_CUDA_ONLY(&fastsnn::backward_cuda));
 }
-
-#ifdef FASTSNN_WITH_CUDA
-TORCH_LIBRARY_IMPL(fastsnn, CUDA, m) {
-  m.impl("stcb_forward", &fastsnn::forward_cuda);
-  m.impl("stcb_backward", &fastsnn::backward_cuda);
-}
-#endif
