@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-
 # Member order = value order; names as in the header, upper case.
 Reset = IntEnum("Reset", [("HARD", 0), ("SOFT", 1), ("NONE", 2)])
 Surrogate = IntEnum("Surrogate", [("RECT", 0), ("TRIANGLE", 1), ("SIGMOID", 2)])
