@@ -18,6 +18,9 @@ from typing import Optional
 import torch
 
 BACKENDS = ("reference", "cpu", "triton", "cuda")
+# A CUDA build of fastsnn._C on a machine without a GPU (or driver) has CUDA kernels that
+# cannot run: the last reason the cuda backend checks.
+NO_CUDA_DEVICE = "no CUDA device visible to torch"
 
 
 @functools.cache
@@ -78,6 +81,8 @@ def why_not(backend: str, device: str, kernel: Optional[str] = None) -> str:
             return reason
         if not has_kernel(kernel or "mt_lif_forward", "CUDA"):
             return "fastsnn._C was built without CUDA (no nvcc or CPU-only torch at build time)"
+        if not torch.cuda.is_available():
+            return NO_CUDA_DEVICE
         return ""
     if backend == "triton":
         ok, reason = _triton()
@@ -132,6 +137,6 @@ def backends() -> dict[str, dict[str, str]]:
     for name in BACKENDS:
         report[name] = {
             "cpu": why_not(name, "cpu"),
-            "cuda": why_not(name, "cuda") if cuda else "no CUDA device visible to torch",
+            "cuda": why_not(name, "cuda") if cuda else NO_CUDA_DEVICE,
         }
     return report

@@ -18,9 +18,24 @@ from fastsnn.reference import binary_conv as ref
 HAS_TRITON_KERNEL = importlib.util.find_spec("fastsnn.kernels.binary_conv") is not None
 
 
+def _backend_names():
+    return ["reference"] + [b for b in fast_backends(KERNEL) if b != "triton" or HAS_TRITON_KERNEL]
+
+
 def _backends():
-    names = [b for b in fast_backends(KERNEL) if b != "triton" or HAS_TRITON_KERNEL]
-    return ["reference"] + names
+    """Backend parameters; the cuda backend once per CUDA kernel (popcount and tensor-core)."""
+    names = _backend_names()
+    return [b for b in names if b != "cuda"] + [
+        pytest.param("cuda", id=f"cuda-{path}", marks=pytest.mark.cuda_bconv(path))
+        for path in ("popc", "mma") if "cuda" in names]
+
+
+@pytest.fixture(autouse=True)
+def _cuda_kernel_path(request, monkeypatch):
+    """Sets FASTSNN_CUDA_BCONV (read per call) for the ``cuda_bconv`` parameters of _backends."""
+    mark = request.node.get_closest_marker("cuda_bconv")
+    if mark is not None:
+        monkeypatch.setenv("FASTSNN_CUDA_BCONV", mark.args[0])
 
 
 def _cpu_isas():
@@ -268,7 +283,7 @@ def test_module_gradients_equal_the_float_path():
     x = (torch.rand(2, 3, 20, 6, 6, generator=g) < 0.3).float().to(DEVICE).requires_grad_()
     out = m(x)
     got = _grads(out, [x, m.weight, m.bias], 1)
-    backend = _backends()[-1]
+    backend = _backend_names()[-1]
     out2 = fastsnn.binary_conv2d(x, m.weight, "channel", m.bias, padding=1, backend=backend)
     want = _grads(out2, [x, m.weight, m.bias], 1)
     for a, b in zip(got, want):
@@ -289,7 +304,7 @@ def test_opcheck():
     torch.library.opcheck(torch.ops.fastsnn.binary_conv2d.default, args)
 
 
-@pytest.mark.parametrize("backend", [b for b in fast_backends(KERNEL) if b != "triton"])
+@pytest.mark.parametrize("backend", [b for b in _backends() if b != "triton"])
 def test_fullgraph_no_recompile_across_T(backend):
     """Under torch.compile(fullgraph=True): one graph for every T, forward and backward."""
     from torch._dynamo.testing import CompileCounter
