@@ -70,21 +70,24 @@ fi
 # travel with the tree; the ones its python already has are left alone.
 deps() {
     [[ -d .whl ]] || { echo "no .whl/ (make gpu-wheels): tests needing peers skip or fail"; return 0; }
-    local missing
+    local missing wheel rc=0
     missing=$("$PY" - <<'PYEOF'
 import pathlib
 from importlib import metadata
 for wheel in sorted(pathlib.Path(".whl").glob("*.whl")):
-    name = wheel.name.split("-")[0]
     try:
-        metadata.version(name)
+        metadata.version(wheel.name.split("-")[0])
     except metadata.PackageNotFoundError:
-        print(name)
+        print(wheel)
 PYEOF
 )
     [[ -z $missing ]] && { echo "every wheel in .whl/ is installed already"; return 0; }
-    echo "installing into build/pydeps:" $missing
-    "$PY" -m pip install -q --no-index --find-links .whl --no-deps --target build/pydeps $missing
+    for wheel in $missing; do  # one by one: a wheel for another python must not stop the rest
+        echo "installing $wheel into build/pydeps"
+        PIP_ROOT_USER_ACTION=ignore "$PY" -m pip install -q --no-index --no-deps \
+            --target build/pydeps "$wheel" || rc=1
+    done
+    return $rc
 }
 export -f deps
 export PY ARCH CORES
@@ -134,5 +137,5 @@ else
 fi
 
 log "== summary ($(( $(date +%s) - START )) s)"
-for name in "${!RESULT[@]}"; do log "  $name: ${RESULT[$name]}"; done | sort
+for name in $(printf '%s\n' "${!RESULT[@]}" | sort); do log "  $name: ${RESULT[$name]}"; done
 exit $status
