@@ -71,13 +71,14 @@ gpu-check:
 cuda-build:
 	JOBS=$(JOBS) bash tools/cuda_build.sh
 
-# Wheels the GPU machine (python 3.12, no network) lacks, into .whl/ (ignored; carried
-# with the tree; tools/gpu_check.sh installs the ones its python cannot import).
+# Wheels the GPU machine (python 3.12, no network) may lack, into .whl/ (ignored; carried
+# with the tree; tools/gpu_check.sh installs the ones its python does not have). ninja:
+# without it torch builds extensions one file at a time.
 GPU_PYTHON_VERSION ?= 3.12
 gpu-wheels:
 	$(PYTHON) -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
 		--python-version $(GPU_PYTHON_VERSION) -d .whl -r requirements-peers.txt \
-		loguru tqdm scikit-learn scipy joblib threadpoolctl
+		loguru tqdm scikit-learn scipy joblib threadpoolctl ninja
 
 clean:
 	rm -rf build $(VENV) fastsnn/_C*.so *.egg-info
