@@ -13,7 +13,7 @@ SOURCES := setup.py $(shell find csrc -type f 2>/dev/null)
 PYTEST_ARGS ?=
 JOBS ?= 2
 
-.PHONY: all setup install test bench lint ctest sanitize gpu-check clean
+.PHONY: all setup install test bench lint ctest sanitize gpu-check cuda-build gpu-wheels clean
 
 all: test
 
@@ -63,6 +63,22 @@ sanitize:
 # the CUDA tests, GPU benchmarks. Writes bench/results/gpu-<device>.json.
 gpu-check:
 	bash tools/gpu_check.sh
+
+# No GPU needed: the whole extension built with CUDA (sm_90) in a venv with the GPU
+# machine's torch (~/.cache/fastsnn/cuda-venv, reused), every op's CPU and CUDA kernels
+# checked in the dispatcher, every Triton kernel compiled for sm_90, then the test suite
+# in that venv (tools/cuda_build.sh).
+cuda-build:
+	JOBS=$(JOBS) bash tools/cuda_build.sh
+
+# Wheels the GPU machine (python 3.12, no network) may lack, into .whl/ (ignored; carried
+# with the tree; tools/gpu_check.sh installs the ones its python does not have). ninja:
+# without it torch builds extensions one file at a time.
+GPU_PYTHON_VERSION ?= 3.12
+gpu-wheels:
+	$(PYTHON) -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+		--python-version $(GPU_PYTHON_VERSION) -d .whl -r requirements-peers.txt \
+		loguru tqdm scikit-learn scipy joblib threadpoolctl ninja
 
 clean:
 	rm -rf build $(VENV) fastsnn/_C*.so *.egg-info

@@ -21,6 +21,9 @@ BACKENDS = ("reference", "cpu", "triton", "cuda")
 # The automatic choice takes the first of these that can run, else reference. On CPU
 # tensors triton runs only under its interpreter (a test tool), never chosen automatically.
 AUTOMATIC = {"cuda": ("cuda", "triton"), "cpu": ("cpu",)}
+# A CUDA build of fastsnn._C on a machine without a GPU (or driver) has CUDA kernels that
+# cannot run: the last reason the cuda backend checks.
+NO_CUDA_DEVICE = "no CUDA device visible to torch"
 
 
 @functools.cache
@@ -76,6 +79,8 @@ def why_not(backend: str, device: str, kernel: Optional[str] = None) -> str:
             return "fastsnn._C was built without CUDA (no nvcc or CPU-only torch at build time)"
         if kernel and not has_kernel(kernel, key):
             return f"fastsnn._C has no {key} kernel {kernel}"
+        if backend == "cuda" and not torch.cuda.is_available():
+            return NO_CUDA_DEVICE
         return ""
     if backend == "triton":
         ok, reason = _triton()
@@ -135,6 +140,6 @@ def backends() -> dict[str, dict[str, str]]:
     for name in BACKENDS:
         report[name] = {
             "cpu": why_not(name, "cpu"),
-            "cuda": why_not(name, "cuda") if cuda else "no CUDA device visible to torch",
+            "cuda": why_not(name, "cuda") if cuda else NO_CUDA_DEVICE,
         }
     return report

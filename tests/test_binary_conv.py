@@ -17,7 +17,19 @@ KERNEL = "binary_conv2d"
 
 
 def _backends():
-    return ["reference"] + fast_backends(KERNEL)
+    """Backend parameters; the cuda backend once per CUDA kernel (popcount and tensor-core)."""
+    names = ["reference"] + fast_backends(KERNEL)
+    return [b for b in names if b != "cuda"] + [
+        pytest.param("cuda", id=f"cuda-{path}", marks=pytest.mark.cuda_bconv(path))
+        for path in ("popc", "mma") if "cuda" in names]
+
+
+@pytest.fixture(autouse=True)
+def _cuda_kernel_path(request, monkeypatch):
+    """Sets FASTSNN_CUDA_BCONV (read per call) for the ``cuda_bconv`` parameters of _backends."""
+    mark = request.node.get_closest_marker("cuda_bconv")
+    if mark is not None:
+        monkeypatch.setenv("FASTSNN_CUDA_BCONV", mark.args[0])
 
 
 def _cpu_isas():
@@ -264,7 +276,7 @@ def test_module_gradients_equal_the_float_path():
     x = (torch.rand(2, 3, 20, 6, 6, generator=g) < 0.3).float().to(DEVICE).requires_grad_()
     out = m(x)
     got = _grads(out, [x, m.weight, m.bias], 1)
-    backend = _backends()[-1]
+    backend = _backend_names()[-1]
     out2 = fastsnn.binary_conv2d(x, m.weight, "channel", m.bias, padding=1, backend=backend)
     want = _grads(out2, [x, m.weight, m.bias], 1)
     for a, b in zip(got, want):
@@ -285,7 +297,7 @@ def test_opcheck():
     torch.library.opcheck(OP.kernel("binary_conv2d_forward", "cpu"), args)
 
 
-@pytest.mark.parametrize("backend", [b for b in fast_backends(KERNEL) if b != "triton"])
+@pytest.mark.parametrize("backend", [b for b in _backends() if b != "triton"])
 def test_fullgraph_no_recompile_across_T(backend):
     """Under torch.compile(fullgraph=True): one graph for every T, forward and backward."""
     from torch._dynamo.testing import CompileCounter

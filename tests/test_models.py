@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from helpers import fast_backends
+from helpers import DEVICE, fast_backends
 
 from fastsnn import models
 from fastsnn.data import dataset_info
@@ -33,10 +33,10 @@ def test_mtsnn_digits_forward_backward(T, levels, surrogate):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_mtsnn_backends_agree(backend):
     torch.manual_seed(1)
-    ref = build("mtsnn", "digits", backend="reference")
-    other = build("mtsnn", "digits", backend=backend)
+    ref = build("mtsnn", "digits", backend="reference").to(DEVICE)
+    other = build("mtsnn", "digits", backend=backend).to(DEVICE)
     other.load_state_dict(ref.state_dict())
-    x = torch.rand(2, 1, 8, 8) * 3  # small: triton runs interpreted on CPU
+    x = torch.rand(2, 1, 8, 8, device=DEVICE) * 3  # small: triton runs interpreted on CPU
     out_ref, out = ref(x), other(x)
     assert out.shape == (2, 10)
     torch.testing.assert_close(out, out_ref)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import DEVICE
 
 from fastsnn import train
 from fastsnn.models import build
@@ -17,7 +18,7 @@ from fastsnn.models import build
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--model", "mtsnn", "--dataset", "digits", "--T", "2", "--batch-size", "16",
         "--train-samples", "64", "--test-samples", "40", "--energy-samples", "16",
-        "--no-progress", "--seed", "0"]
+        "--no-progress", "--seed", "0", "--device", DEVICE.type]
 
 
 def _run(tmp_path, *extra):
@@ -95,7 +96,7 @@ def test_cli_event_pipeline(tmp_path):
     result = train.main(["--model", "stcnet", "--dataset", "digit-saccades", "--T", "4",
                          "--epochs", "1", "--batch-size", "4", "--train-samples", "8",
                          "--test-samples", "4", "--energy-samples", "4", "--no-progress",
-                         "--out", str(tmp_path)])
+                         "--device", DEVICE.type, "--out", str(tmp_path)])
     assert 0 <= result["test_accuracy"] <= 1
     first = result["energy"]["layers"][0]
     assert first["analog"] and first["steps"] == 4  # event input: first layer every step
@@ -130,7 +131,7 @@ def test_ddp_two_cpu_processes_stay_identical(tmp_path):
                OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
            "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(script), str(out),
-           *TINY, "--epochs", "2", "--max-steps", "3"]
+           *TINY, "--epochs", "2", "--max-steps", "3", "--device", "cpu"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     p0 = torch.load(out / "params_rank0.pt")
