@@ -7,9 +7,8 @@ Triton, CUDA) checked against it; ``fastsnn.backends()`` says which are availabl
 from . import data, models, nn, ops, reference
 from ._backends import BACKENDS
 from ._backends import backends as _backend_report
+from ._version import __version__
 from .ops import binary_conv2d, bitpack, events_to_current, mt_lif, spike_count, stcb
-
-__version__ = "0.1.0"
 
 
 def backends() -> dict[str, dict[str, str]]:
