@@ -28,7 +28,10 @@ except ImportError:
              "pip install --no-build-isolation .")
 from setuptools import find_packages, setup  # noqa: E402
 
-CUDA = cuda_detect.detect(os.environ, torch.version.cuda)
+try:
+    CUDA = cuda_detect.detect(os.environ, torch.version.cuda)
+except (cuda_detect.CudaBuildError, ValueError) as exc:
+    sys.exit(f"fastsnn: {exc}")
 if CUDA.enabled:
     # torch.utils.cpp_extension reads CUDA_HOME once, when it is first imported; set it
     # before that import and on the module too, should something have imported it already.

@@ -37,16 +37,17 @@ def check_metadata() -> None:
     print(f"  metadata: {pins[0]}, extras {sorted(extras)}")
 
 
-def main() -> int:
+def check_installed() -> str:
+    """The import resolves to an installed package whose compiled extension loads."""
     where = os.path.dirname(fastsnn.__file__)
-    if "site-packages" not in where:
-        print(f"fastsnn imported from {where}, not from an installed package", file=sys.stderr)
-        return 1
-    check_metadata()
+    assert "site-packages" in where, f"fastsnn imported from {where}, not an installed package"
     reason = fastsnn.backends()["cpu"]["cpu"]
-    if reason:
-        print(f"the cpu backend is unavailable: {reason}", file=sys.stderr)
-        return 1
+    assert not reason, f"the cpu backend is unavailable: {reason}"
+    return where
+
+
+def check_ops() -> None:
+    """Every op once on the C++ CPU backend against the reference, on random inputs."""
     g = torch.Generator().manual_seed(0)
 
     x = torch.randn(3, 2, 4, 5, 5, generator=g) * 2
@@ -81,6 +82,12 @@ def main() -> int:
     close("stcb", out["cpu"], out["reference"])
     out = {b: fastsnn.spike_count(out["cpu"], backend=b) for b in ("cpu", "reference")}
     close("spike_count", out["cpu"], out["reference"])
+
+
+def main() -> int:
+    where = check_installed()
+    check_metadata()
+    check_ops()
     print(f"smoke: fastsnn {fastsnn.__version__} from {where}: every op matches its reference")
     return 0
 
