@@ -78,3 +78,25 @@ def test_target_environment_torch():
     assert torch_env.target_torch_version() == torch.__version__
     assert torch_env.torch_importable()
     assert torch_env.use_target_torch() is None  # torch importable: nothing to add
+
+
+def test_isolated_build_uses_the_target_torch(tmp_path, monkeypatch):
+    """An isolated build (torch not importable) with torch in the target environment: that
+    site directory is appended to sys.path, and the backend asks for no torch download."""
+    from build_support import backend
+
+    site = tmp_path / "site-packages"
+    (site / "torch-2.13.0+cpu.dist-info").mkdir(parents=True)
+    (site / "torch-2.13.0+cpu.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: torch\nVersion: 2.13.0+cpu\n")
+    monkeypatch.setattr(torch_env, "torch_importable", lambda: False)
+    monkeypatch.setattr(torch_env, "target_site_dirs", lambda: [str(site)])
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert torch_env.target_torch_version() == "2.13.0+cpu"
+    assert backend.get_requires_for_build_wheel() == []
+    assert torch_env.use_target_torch() == str(site) and sys.path[-1] == str(site)
+
+    monkeypatch.setattr(torch_env, "target_site_dirs", lambda: [str(tmp_path / "empty")])
+    assert torch_env.target_torch_version() is None
+    assert torch_env.use_target_torch() is None
+    assert backend.get_requires_for_build_wheel() == ["torch"]
