@@ -9,11 +9,12 @@ TORCH_VERSION ?= 2.13.0
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip -q --disable-pip-version-check
-SOURCES := setup.py $(shell find csrc -type f 2>/dev/null)
+SOURCES := setup.py $(wildcard build_support/*.py) $(shell find csrc -type f 2>/dev/null)
 PYTEST_ARGS ?=
 JOBS ?= 2
 
-.PHONY: all setup install test bench lint ctest sanitize gpu-check cuda-build gpu-wheels clean
+.PHONY: all setup install test bench lint ctest sanitize gpu-check cuda-build gpu-wheels \
+	wheel-check clean
 
 all: test
 
@@ -25,7 +26,10 @@ $(PY):
 		$(PYTHON) -m venv $(VENV); \
 	fi
 
-$(VENV)/.deps: $(PY) requirements-dev.txt requirements-peers.txt
+# requirements-dev.txt: the test/bench/train dependencies (tonic with its own dependencies,
+# so `import tonic` works); requirements-peers.txt: peers whose declared dependencies pull
+# torchvision/torchaudio, installed with --no-deps (what they import is in the first file).
+$(VENV)/.deps: $(PY) $(wildcard requirements-*.txt)
 	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install torch==$(TORCH_VERSION)
 	$(PIP) install -r requirements-dev.txt
 	$(PIP) install --no-deps -r requirements-peers.txt
@@ -46,7 +50,7 @@ bench: setup
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 lint: $(VENV)/.deps
-	$(PY) -m ruff check fastsnn kernels tests bench tools setup.py
+	$(PY) -m ruff check fastsnn kernels tests bench tools build_support setup.py
 
 # Torch-free kernel library + C++ unit tests; `sanitize` is the same under ASan + UBSan.
 ctest:
@@ -80,5 +84,10 @@ gpu-wheels:
 		--python-version $(GPU_PYTHON_VERSION) -d .whl -r requirements-peers.txt \
 		loguru tqdm scikit-learn scipy joblib threadpoolctl ninja
 
+# Builds the wheel with .venv's torch, installs it into a fresh venv and smoke-tests it there
+# (tools/wheel_check.sh).
+wheel-check: $(VENV)/.deps
+	PYTHON=$(PYTHON) TORCH_VERSION=$(TORCH_VERSION) bash tools/wheel_check.sh $(PY)
+
 clean:
-	rm -rf build $(VENV) fastsnn/_C*.so *.egg-info
+	rm -rf build dist $(VENV) fastsnn/_C*.so fastsnn/_build_info.py *.egg-info

@@ -7,6 +7,7 @@ Triton, CUDA) checked against it; ``fastsnn.backends()`` says which are availabl
 from . import data, models, nn, ops, reference
 from ._backends import BACKENDS
 from ._backends import backends as _backend_report
+from ._version import __version__
 from .ops._spine import available as _available
 from .ops.binary_conv import binary_conv2d
 from .ops.bitpack import bitpack
@@ -14,8 +15,6 @@ from .ops.events_to_current import events_to_current
 from .ops.mt_lif import mt_lif
 from .ops.spike_count import spike_count
 from .ops.stcb import stcb
-
-__version__ = "0.1.0"
 
 
 def backends() -> dict[str, dict[str, str]]:

@@ -28,8 +28,10 @@ NO_CUDA_DEVICE = "no CUDA device visible to torch"
 
 @functools.cache
 def _extension() -> tuple[bool, str]:
+    from . import _extension as extension
+
     try:
-        importlib.import_module("fastsnn._C")
+        extension.load()
     except ImportError as exc:  # not built, or built against another torch
         return False, f"extension fastsnn._C not importable ({exc})"
     return True, ""

@@ -7,7 +7,6 @@ are compiled without fused multiply-adds and recur in float32), gradients to a t
 arithmetic without a GPU; this is the compiled kernel on the device.
 """
 
-import importlib
 
 import pytest
 import torch
