@@ -4,9 +4,11 @@ Every op has a pure-PyTorch reference (``fastsnn.reference``) and fast backends 
 Triton, CUDA) checked against it; ``fastsnn.backends()`` says which are available here.
 """
 
-from . import data, models, nn, ops, reference
+from . import albsnn, data, energy, export, models, nn, ops, reference
 from ._backends import BACKENDS
 from ._backends import backends as _backend_report
+from .checkpoint import from_checkpoint
+from .data.transforms import ToCurrent
 from .ops import binary_conv2d, bitpack, events_to_current, mt_lif, spike_count, stcb
 
 __version__ = "0.1.0"
@@ -17,5 +19,6 @@ def backends() -> dict[str, dict[str, str]]:
     return _backend_report()
 
 
-__all__ = ["BACKENDS", "backends", "binary_conv2d", "bitpack", "data", "events_to_current",
-           "models", "mt_lif", "nn", "ops", "reference", "spike_count", "stcb", "__version__"]
+__all__ = ["BACKENDS", "ToCurrent", "albsnn", "backends", "binary_conv2d", "bitpack", "data",
+           "energy", "events_to_current", "export", "from_checkpoint", "models", "mt_lif", "nn",
+           "ops", "reference", "spike_count", "stcb", "__version__"]
