@@ -59,7 +59,8 @@ def to_onnx(model: nn.Module, example: torch.Tensor, path: Union[str, os.PathLik
 
     ``example`` is one input batch (``[N, C, H, W]`` images, or ``[T, N, P, H, W]``
     currents for event networks); T is fixed by it, the batch size stays dynamic when
-    ``dynamic_batch`` (dim 0, or dim 1 for networks with ``input_time_major``). Uses
+    ``dynamic_batch`` (dim 0, or dim 1 for networks with ``input_time_major``). A network
+    with ``export_packed()`` (ALBSNN) is exported as its packed inference copy. Uses
     torch's dynamo-based exporter (needs the ``onnx`` and ``onnxscript`` packages).
     """
     try:
@@ -68,6 +69,8 @@ def to_onnx(model: nn.Module, example: torch.Tensor, path: Union[str, os.PathLik
         raise ImportError("to_onnx needs the onnx and onnxscript packages: "
                           "pip install onnx onnxscript") from None
     path = Path(path)
+    if callable(getattr(model, "export_packed", None)):  # ALBSNN: its inference copy
+        model = model.export_packed()
     was_training = model.training
     model.eval()
     batch_dim = 1 if getattr(model, "input_time_major", False) else 0
@@ -77,7 +80,7 @@ def to_onnx(model: nn.Module, example: torch.Tensor, path: Union[str, os.PathLik
     try:
         with reference_backend(model), torch.no_grad():
             program = torch.onnx.export(model, (example,), dynamo=True, opset_version=opset,
-                                        verbose=False,
+                                        verbose=False, custom_translation_table=_translations(),
                                         dynamic_shapes=shapes, input_names=["input"],
                                         output_names=["logits"])
         program.save(str(path))
@@ -86,17 +89,53 @@ def to_onnx(model: nn.Module, example: torch.Tensor, path: Union[str, os.PathLik
     return path
 
 
+def _translations() -> dict:
+    """ONNX translations of the aten ops the references use that the exporter lacks: the
+    shifts of signed integers (packing and unpacking bits), which ONNX's BitShift only
+    defines for unsigned types. ``x >> k = (x - (x mod 2^k)) / 2^k`` in int64 (exact for
+    every int32 value; ``mod`` takes the divisor's sign, so this is the floor);
+    ``x << k = x * 2^k`` in x's type (wrapping as the shift does)."""
+    import onnxscript
+    from onnxscript import opset18 as op
+
+    def rshift(x, k):
+        x64 = op.Cast(x, to=onnxscript.INT64.dtype)
+        p = op.Pow(op.Constant(value_int=2), op.Cast(k, to=onnxscript.INT64.dtype))
+        return op.CastLike(op.Div(op.Sub(x64, op.Mod(x64, p)), p), x)
+
+    def lshift(x, k):
+        p = op.Pow(op.Constant(value_int=2), op.Cast(k, to=onnxscript.INT64.dtype))
+        return op.Mul(x, op.CastLike(p, x))
+
+    return {torch.ops.aten.__rshift__.Tensor: rshift, torch.ops.aten.__lshift__.Tensor: lshift}
+
+
 def reference_when_traced(forward):
     """Decorator for a network's ``forward``: under ``torch.jit.trace`` run it inside
     ``reference_backend``, so the trace records plain torch operators.
 
     Traced through the custom ops, a model fails TorchScript's sanity check (the graphs of
     two invocations differ); the reference computes the same spikes with standard ops.
+    In eval mode one untraced call first fills the caches modules keep between calls
+    (``BinaryConv2d``'s packed weight and its one-time input check), so that the trace
+    and torch's re-trace for its sanity check record the same graph.
     """
     @functools.wraps(forward)
     def wrapper(self, *args, **kwargs):
-        if torch.jit.is_tracing():
-            with reference_backend(self):
-                return forward(self, *args, **kwargs)
-        return forward(self, *args, **kwargs)
+        if not torch.jit.is_tracing():
+            return forward(self, *args, **kwargs)
+        with reference_backend(self):
+            if not self.training:
+                _untraced(forward, self, *args, **kwargs)
+            return forward(self, *args, **kwargs)
     return wrapper
+
+
+def _untraced(fn, *args, **kwargs):
+    state = torch._C._get_tracing_state()
+    torch._C._set_tracing_state(None)
+    try:
+        with torch.no_grad():
+            fn(*args, **kwargs)
+    finally:
+        torch._C._set_tracing_state(state)
