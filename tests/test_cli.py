@@ -123,3 +123,23 @@ def test_evaluate_bad_checkpoint_is_one_line(tmp_path):
         r = _cli_run("fastsnn.evaluate", str(path))
         assert r.returncode == 2 and "Traceback" not in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and words in r.stderr
+
+
+def test_from_checkpoint_restores_albsnn_binarised_layers(tmp_path):
+    before = torch.get_num_threads()
+    try:
+        args = train.parse_args(["--model", "albsnn", "--dataset", "digits", "--T", "1",
+                                 "--epochs", "2", "--train-samples", "128", "--test-samples",
+                                 "32", "--energy-samples", "8", "--no-progress",
+                                 "--out", str(tmp_path)])
+        result, trained = train.run(args)
+    finally:
+        torch.set_num_threads(before)
+    assert result["storage_saving"] > 0  # the selector binarised a layer
+    model, _ = fastsnn.from_checkpoint(next(tmp_path.glob("*.pt")))
+    binarised = {n for n, m in model.named_modules() if getattr(m, "binarized", False)}
+    assert binarised == {n for n, m in trained.named_modules()
+                         if getattr(m, "binarized", False)}
+    x = torch.rand(5, 1, 8, 8)
+    trained.eval()
+    torch.testing.assert_close(model(x), trained(x), rtol=0, atol=0)
