@@ -4,7 +4,7 @@ Every op has a pure-PyTorch reference (``fastsnn.reference``) and fast backends 
 Triton, CUDA) checked against it; ``fastsnn.backends()`` says which are available here.
 """
 
-from . import data, models, nn, ops, reference
+from . import albsnn, data, energy, export, models, nn, ops, reference
 from ._backends import BACKENDS
 from ._backends import backends as _backend_report
 from ._version import __version__
@@ -15,6 +15,8 @@ from .ops.events_to_current import events_to_current
 from .ops.mt_lif import mt_lif
 from .ops.spike_count import spike_count
 from .ops.stcb import stcb
+from .checkpoint import from_checkpoint
+from .data.transforms import ToCurrent
 
 
 def backends() -> dict[str, dict[str, str]]:
@@ -22,13 +24,7 @@ def backends() -> dict[str, dict[str, str]]:
     return _backend_report()
 
 
-def available_backends(op: str, device: str = "cpu") -> tuple[str, ...]:
-    """The backends that can run ``op`` (e.g. ``"mt_lif"``) on ``device`` ("cpu" or
-    "cuda") here, in the order the automatic choice prefers them: the first is what
-    ``backend=None`` picks (triton on CPU tensors, interpreted, comes after reference)."""
-    return _available(op, device)
-
-
-__all__ = ["BACKENDS", "available_backends", "backends", "binary_conv2d", "bitpack", "data",
-           "events_to_current", "models", "mt_lif", "nn", "ops", "reference", "spike_count",
+__all__ = ["BACKENDS", "ToCurrent", "albsnn", "available_backends", "backends",
+           "binary_conv2d", "bitpack", "data", "energy", "events_to_current", "export",
+           "from_checkpoint", "models", "mt_lif", "nn", "ops", "reference", "spike_count",
            "stcb", "__version__"]

@@ -1,4 +1,4 @@
-"""Operation counts and energy estimates of a spiking network (SPEC.md section 7).
+"""Operation counts and energy estimates of a spiking network (docs/energy.md).
 
 ``count_ops(model, example_input)`` runs the model once (eval mode, no grad) with forward
 hooks and returns an ``EnergyReport``:

@@ -29,7 +29,6 @@ Extending (ALBSNN and others): ``ARGUMENT_HOOKS`` add command-line options,
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import math
 import os
@@ -37,8 +36,7 @@ import platform
 import random
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -50,170 +48,20 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm import tqdm
 
-ArgumentHook = Callable[[argparse.ArgumentParser], None]
-ARGUMENT_HOOKS: list[ArgumentHook] = []
-MODEL_OPTIONS: dict[str, Callable[[argparse.Namespace], dict]] = {}
-CALLBACKS: dict[str, Callable[[argparse.Namespace, nn.Module], list]] = {}
-
-
-# ------------------------------------------------------------------------------ arguments
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m fastsnn.train", description=__doc__.split(
-        "\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", default="mtsnn", help="registered network (fastsnn.models)")
-    p.add_argument("--dataset", default="digits", help="dataset name (fastsnn.data.DATASETS)")
-    p.add_argument("--data-root", default="data", help="directory holding file datasets")
-    p.add_argument("--T", type=int, default=2, help="time steps")
-    p.add_argument("--levels", type=int, default=3, help="thresholds per neuron (K)")
-    p.add_argument("--surrogate", default="rect", choices=("rect", "triangle", "sigmoid"))
-    p.add_argument("--reset", default="hard", choices=("hard", "soft", "none"))
-    p.add_argument("--threshold", type=float, default=1.0)
-    p.add_argument("--decay", type=float, default=0.5, help="membrane decay (mtsnn)")
-    p.add_argument("--dropout", type=float, default=None, help="default: the config's")
-    p.add_argument("--no-synaptic", action="store_true",
-                   help="stcnet: first block without the synaptic current")
-    p.add_argument("--temporal", default="filter", choices=("filter", "conv"),
-                   help="stcnet: synaptic filter of the first block")
-    p.add_argument("--split-by", default="number", choices=("number", "time"),
-                   help="event data: how events_to_current splits a stream into T steps")
-    p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra constructor option for the model (Python literal value)")
-    p.add_argument("--backend", default=None, help="force the ops' backend")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=64, help="global batch size")
-    p.add_argument("--optimizer", default="adam", choices=("adam", "sgd"))
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--momentum", type=float, default=0.9, help="sgd")
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--scheduler", default="cosine", choices=("cosine", "none"))
-    p.add_argument("--loss", default="ce", choices=("ce", "mse"),
-                   help="cross-entropy, or MSE to the one-hot label, on T-averaged logits")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="runs", help="directory for the JSON and checkpoint")
-    p.add_argument("--name", default=None, help="run name (default: from the options)")
-    p.add_argument("--tag", default=None, help="appended to the default run name")
-    p.add_argument("--resume", action="store_true", help="continue from <out>/<name>.pt")
-    p.add_argument("--stop-after", type=int, default=None,
-                   help="stop after this many epochs in this invocation (resume later)")
-    p.add_argument("--max-steps", type=int, default=None, help="batches per epoch cap")
-    p.add_argument("--train-samples", type=int, default=None, help="use the first N only")
-    p.add_argument("--test-samples", type=int, default=None, help="use the first N only")
-    p.add_argument("--energy-samples", type=int, default=256,
-                   help="test samples used for the energy and spike-rate measurement")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader workers")
-    p.add_argument("--no-progress", action="store_true", help="no tqdm bars")
-    for hook in ARGUMENT_HOOKS:
-        hook(p)
-    return p
-
-
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    args = build_parser().parse_args(argv)
-    if args.T < 1 or args.epochs < 1 or args.batch_size < 1:
-        raise SystemExit("--T, --epochs and --batch-size must be >= 1")
-    return args
-
-
-def run_name(args: argparse.Namespace) -> str:
-    if args.name:
-        return args.name
-    parts = [args.model, args.dataset, f"T{args.T}", f"L{args.levels}", args.surrogate]
-    if args.no_synaptic:
-        parts.append("nosyn")
-    if args.tag:
-        parts.append(args.tag)
-    return "_".join(parts + [f"s{args.seed}"])
-
-
-def _literal_options(items: Sequence[str]) -> dict[str, Any]:
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"--model-option expects KEY=VALUE, got {item!r}")
-        try:
-            options[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            options[key] = value
-    return options
-
-
-def model_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Constructor options of ``args.model`` from the arguments (``MODEL_OPTIONS``)."""
-    per_model = MODEL_OPTIONS.get(args.model, lambda a: {"T": a.T, "levels": a.levels})
-    return {**per_model(args), **_literal_options(args.model_option)}
-
-
-def neuron_options(a: argparse.Namespace) -> dict[str, Any]:
-    """Options every ``MultiThresholdLIF``-based network takes."""
-    options = dict(levels=a.levels, surrogate=a.surrogate, reset=a.reset,
-                   threshold=a.threshold, backend=a.backend)
-    return options if a.dropout is None else {**options, "dropout": a.dropout}
-
-
-MODEL_OPTIONS["mtsnn"] = lambda a: {**neuron_options(a), "T": a.T, "decay": a.decay}
-MODEL_OPTIONS["stcnet"] = lambda a: {**neuron_options(a), "synaptic": not a.no_synaptic,
-                                     "temporal": a.temporal}
-MODEL_OPTIONS["stcsnn"] = lambda a: {"T": a.T, "levels": a.levels, "threshold": a.threshold,
-                                     "backend": a.backend,
-                                     **({} if a.dropout is None else {"dropout": a.dropout})}
-
-
-# -------------------------------------------------------------------------- distribution
-
-@dataclass
-class Distributed:
-    rank: int
-    world: int
-    device: torch.device
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_distributed(device: str) -> Distributed:
-    """Join the torchrun process group when launched by torchrun, else a single process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    if use_cuda:
-        torch.cuda.set_device(local)
-        dev = torch.device("cuda", local)
-    else:
-        dev = torch.device("cpu")
-    if world > 1 and not torch_dist.is_initialized():
-        torch_dist.init_process_group("nccl" if use_cuda else "gloo")
-    return Distributed(rank, world, dev)
-
-
-def sync_buffers(core: nn.Module, dist: Distributed) -> None:
-    """Average floating buffers (batch-norm running statistics) over the processes.
-
-    DDP copies rank 0's buffers at the start of every forward, so after the last step each
-    process holds its own update; averaging makes evaluation and checkpoints agree.
-    """
-    if dist.world == 1:
-        return
-    for buf in core.buffers():
-        if buf.is_floating_point():
-            torch_dist.all_reduce(buf)
-            buf /= dist.world
-        else:
-            torch_dist.broadcast(buf, 0)
-
-
-def _all_sum(values: list[float], dist: Distributed) -> list[float]:
-    if dist.world == 1:
-        return values
-    t = torch.tensor(values, dtype=torch.float64, device=dist.device)
-    torch_dist.all_reduce(t)
-    return t.tolist()
-
+from ._cli import UsageError, check_backend, check_device, fail, set_threads
+from ._distributed import Distributed, all_sum, setup_distributed, sync_buffers
+from .checkpoint import save_checkpoint
+from .train_options import (  # noqa: F401  (re-exported: the extension points live here)
+    ARGUMENT_HOOKS,
+    CALLBACKS,
+    MODEL_OPTIONS,
+    PROG,
+    build_parser,
+    model_options,
+    neuron_options,
+    parse_args,
+    run_name,
+)
 
 # ---------------------------------------------------------------------------------- data
 
@@ -237,7 +85,7 @@ def make_datasets(args: argparse.Namespace) -> tuple[Dataset, Dataset, Any]:
 def make_loaders(args, dist: Distributed, train: Dataset, test: Dataset):
     per_rank = args.batch_size // dist.world
     if per_rank < 1:
-        raise SystemExit(f"--batch-size {args.batch_size} is smaller than the process count")
+        raise UsageError(f"--batch-size {args.batch_size} is smaller than the process count")
     # The sampler fixes epoch e's order from (seed, e) alone, so resuming repeats it.
     sampler = DistributedSampler(train, num_replicas=dist.world, rank=dist.rank,
                                  shuffle=True, seed=args.seed)
@@ -289,7 +137,7 @@ def train_epoch(model, core, loader, optimizer, args, dist, callbacks, epoch) ->
             if hasattr(cb, "on_batch_end"):
                 cb.on_batch_end(step, core, float(loss.detach()))
     bar.close()
-    loss_sum, correct, seen = _all_sum([loss_sum, correct, seen], dist)
+    loss_sum, correct, seen = all_sum([loss_sum, correct, seen], dist)
     return {"train_loss": loss_sum / max(seen, 1), "train_accuracy": correct / max(seen, 1)}
 
 
@@ -303,7 +151,7 @@ def evaluate(core: nn.Module, loader, args, dist: Distributed) -> dict:
         loss_sum += float(_loss(logits, y, args.loss)) * len(y)
         correct += float((logits.argmax(-1) == y).sum())
         seen += len(y)
-    loss_sum, correct, seen = _all_sum([loss_sum, correct, seen], dist)
+    loss_sum, correct, seen = all_sum([loss_sum, correct, seen], dist)
     return {"test_loss": loss_sum / max(seen, 1), "test_accuracy": correct / max(seen, 1)}
 
 
@@ -327,12 +175,6 @@ def seed_everything(seed: int) -> None:
 
 # ----------------------------------------------------------------------------- checkpoints
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a crash mid-write never leaves a truncated checkpoint
-
-
 def _checkpoint_state(args, core, opt, sched, epoch, history, callbacks) -> dict:
     return {"epoch": epoch, "args": vars(args), "model": core.state_dict(),
             "optimizer": opt.state_dict(),
@@ -348,7 +190,7 @@ def _restore(path: Path, args, core, opt, sched, callbacks, device) -> tuple[int
     state = torch.load(path, map_location=device, weights_only=False)
     for key in ("model", "dataset", "T", "levels"):
         if state["args"].get(key) != getattr(args, key):
-            raise SystemExit(f"--resume: checkpoint {path} has {key}="
+            raise UsageError(f"--resume: checkpoint {path} has {key}="
                              f"{state['args'].get(key)!r}, this run {getattr(args, key)!r}")
     # callbacks first: they restore structure (binarised layers, BWO's extra parameters
     # and optimiser groups) that the model and optimiser states refer to
@@ -372,14 +214,19 @@ def run(args: argparse.Namespace, callbacks: Sequence = ()) -> tuple[dict, nn.Mo
 
     Every process returns the result; only rank 0 prints and writes files.
     """
-    from . import models
+    check_device(args.device)
+    check_backend(args.backend, args.device)
+    if args.plot:
+        from .plots import require_matplotlib
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+        require_matplotlib()
+    threads = set_threads(args.threads, int(os.environ.get("WORLD_SIZE", "1")))
     dist = setup_distributed(args.device)
+    if dist.main:
+        tqdm.write(threads)
     seed_everything(args.seed)
     train_set, test_set, info = make_datasets(args)
-    core = models.build(args.model, args.dataset, **model_options(args)).to(dist.device)
+    core = build_model(args).to(dist.device)
     callbacks = list(callbacks) + (CALLBACKS[args.model](args, core)
                                    if args.model in CALLBACKS else [])
     model = core
@@ -428,6 +275,25 @@ def run(args: argparse.Namespace, callbacks: Sequence = ()) -> tuple[dict, nn.Mo
     return result, core
 
 
+def build_model(args: argparse.Namespace) -> nn.Module:
+    """The network the arguments describe; bad ``--model-option`` values are a UsageError."""
+    from . import models
+
+    try:
+        return models.build(args.model, args.dataset, **model_options(args))
+    except (TypeError, ValueError) as exc:  # an option the constructor rejects
+        raise UsageError(f"cannot build {args.model} for {args.dataset}: {exc}") from None
+
+
+def measure_energy(core: nn.Module, test_set: Dataset, samples: int, device: torch.device):
+    """``fastsnn.energy.count_ops`` on the first ``samples`` test samples."""
+    from .energy import count_ops
+
+    n = min(samples, len(test_set))
+    batch = torch.stack([test_set[i][0] for i in range(n)])
+    return count_ops(core, _to_input(batch, core, device))
+
+
 def _epoch_line(m: dict, epochs: int) -> str:
     return (f"epoch {m['epoch']}/{epochs}  loss {m['train_loss']:.4f}  "
             f"train {m['train_accuracy']:.4f}  test {m['test_accuracy']:.4f}  "
@@ -436,7 +302,6 @@ def _epoch_line(m: dict, epochs: int) -> str:
 
 def _finish(args, core, test_set, history, dist, info, name, callbacks, complete) -> dict:
     from . import __version__
-    from .energy import count_ops
 
     last = history[-1] if history else {}
     result: dict[str, Any] = {
@@ -452,9 +317,7 @@ def _finish(args, core, test_set, history, dist, info, name, callbacks, complete
         "args": vars(args),
     }
     if dist.main:
-        n = min(args.energy_samples, len(test_set))
-        batch = torch.stack([test_set[i][0] for i in range(n)])
-        report = count_ops(core, _to_input(batch, core, dist.device))
+        report = measure_energy(core, test_set, args.energy_samples, dist.device)
         result.update(spike_rate=report.spike_rate,
                       spikes_per_neuron=report.spike_rate * args.T,
                       energy_ratio=report.ratio, energy=report.to_dict())
@@ -463,6 +326,10 @@ def _finish(args, core, test_set, history, dist, info, name, callbacks, complete
             cb.on_train_end(core, result)
     if dist.main:
         Path(args.out, f"{name}.json").write_text(json.dumps(result, indent=2, default=str))
+        if args.plot and history:
+            from .plots import plot_history
+
+            plot_history(history, Path(args.out, f"{name}.png"), title=name)
         print(report.table())
         print(final_line(result))
     return result
@@ -490,8 +357,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
     try:
         result, _ = run(args)
-    except DatasetFilesMissing as missing:  # a clear message, not a traceback
-        raise SystemExit(f"error: {missing}") from None
+    except (DatasetFilesMissing, UsageError, ImportError) as exc:  # one line, no traceback
+        fail(PROG, str(exc))
     finally:
         if torch_dist.is_initialized():
             torch_dist.destroy_process_group()

@@ -1,4 +1,4 @@
-"""Triton kernels of ``fastsnn.stcb`` / ``fastsnn.spike_count`` (SPEC.md section 4, a
+"""Triton kernels of ``fastsnn.stcb`` / ``fastsnn.spike_count`` (docs/stcb.md, a
 reconstruction of paper C); the kernel contract is the docstring of ``fastsnn/ops/stcb.py``.
 
 Same arithmetic as the reference and the C++/CUDA kernels (``csrc/common/stcb.h``):

@@ -1,4 +1,4 @@
-"""``fastsnn.energy.count_ops`` against hand-computed counts (SPEC.md section 7)."""
+"""``fastsnn.energy.count_ops`` against hand-computed counts (docs/energy.md)."""
 
 import pytest
 import torch

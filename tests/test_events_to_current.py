@@ -1,4 +1,4 @@
-"""events_to_current: the reference against a plain loop over SPEC.md section 3, every
+"""events_to_current: the reference against a plain loop over docs/events_to_current.md, every
 backend against the reference, conservation, the grouped-sum identity, tonic's ToFrame, the
 transform, torch.compile and bad input."""
 
@@ -68,7 +68,7 @@ def concat(streams, device=DEVICE, dtype=torch.int64):
             torch.as_tensor(offsets, device=device))
 
 
-# -- the independent implementation: SPEC.md section 3 as plain loops -------------------------
+# -- the independent implementation: docs/events_to_current.md as plain loops -------------------------
 
 def loop_segments(t: list[int], T: int, split_by: str) -> list[int]:
     n = len(t)
@@ -131,7 +131,7 @@ def test_reference_equals_loop(batch, opts):
 
 
 def test_hand_computed_example():
-    """Two streams, worked out by hand from the SPEC.md rules."""
+    """Two streams, worked out by hand from the docs/events_to_current.md rules."""
     ev = torch.tensor([[0, 0, 0, 0], [1, 1, 5, 1], [1, 1, 6, 1], [2, 0, 9, 0],  # stream 0
                        [1, 0, 3, 1]])                                          # stream 1
     off = torch.tensor([0, 4, 5])
@@ -231,7 +231,7 @@ def test_conservation(batch, split_by, f, merge):
 
 @given(batch=batches(), k=st.integers(1, 4), opts=OPTIONS)
 def test_grouped_sum_identity(batch, k, opts):
-    """SPEC.md 3: by number with T_ref = k*T, summing each k consecutive frames gives T."""
+    """docs/events_to_current.md: by number with T_ref = k*T, summing each k consecutive frames gives T."""
     streams, sensor, T = batch
     ev, off = concat(streams)
     opts = dict(opts, split_by="number", weighting="count", normalize="none")

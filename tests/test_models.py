@@ -142,3 +142,53 @@ def test_stcsnn_from_registry(dataset, shape):
     logits = model(torch.rand(*shape))
     assert logits.shape == (2, 10)
     logits.sum().backward()
+
+
+def test_averaging_batch_norm_has_no_initial_bias():
+    """The running statistics are the plain average of the first 1/momentum batches (the
+    initial running_var of 1 is gone after the first), then the usual moving average."""
+    from fastsnn.models.layers import AveragingBatchNorm2d
+
+    torch.manual_seed(0)
+    bn, plain = AveragingBatchNorm2d(4), torch.nn.BatchNorm2d(4)
+    batches = [0.2 * torch.randn(16, 4, 5, 5) + 0.3 for _ in range(14)]
+    for b in batches[:10]:
+        bn(b)
+        plain(b)
+    means = torch.stack([b.mean((0, 2, 3)) for b in batches[:10]]).mean(0)
+    variances = torch.stack([b.var((0, 2, 3)) for b in batches[:10]]).mean(0)
+    torch.testing.assert_close(bn.running_mean, means)
+    torch.testing.assert_close(bn.running_var, variances)
+    assert (plain.running_var > 5 * variances).all()  # 0.9**10 of the initial 1 is left
+    before = bn.running_mean.clone()
+    bn(batches[10])  # from here on: the moving average with momentum 0.1
+    torch.testing.assert_close(bn.running_mean,
+                               0.9 * before + 0.1 * batches[10].mean((0, 2, 3)))
+    assert bn.momentum == 0.1
+
+
+def test_every_network_uses_averaging_batch_norm():
+    from fastsnn.models.layers import AveragingBatchNorm1d, AveragingBatchNorm2d
+
+    for name, dataset in (("mtsnn", "digits"), ("stcnet", "digit-saccades"),
+                          ("stcsnn", "digits"), ("albsnn", "digits")):
+        norms = [m for m in build(name, dataset).modules()
+                 if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        assert norms and all(isinstance(m, (AveragingBatchNorm1d, AveragingBatchNorm2d))
+                             for m in norms), name
+
+
+def test_one_epoch_on_digits_holds_up_in_eval_mode(tmp_path):
+    """One epoch (22 batches) used to give 11 % in eval mode (chance: 10 %) while train-mode
+    statistics gave 91 %: the eval-mode batch-norm statistics were still mostly their
+    initial values. Eval mode must now be well above chance."""
+    from fastsnn import train
+
+    before = torch.get_num_threads()
+    try:
+        result = train.main(["--model", "mtsnn", "--dataset", "digits", "--epochs", "1",
+                             "--no-progress", "--out", str(tmp_path), "--energy-samples", "32"])
+    finally:
+        torch.set_num_threads(before)
+    assert result["history"][0]["train_accuracy"] > 0.5
+    assert result["test_accuracy"] >= 0.6, result["test_accuracy"]

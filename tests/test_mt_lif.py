@@ -1,4 +1,4 @@
-"""mt_lif: the reference against SPEC.md, gradcheck, SpikingJelly, the public API and bad input.
+"""mt_lif: the reference against its docs, gradcheck, SpikingJelly, the public API and bad input.
 
 Backend-against-reference equivalence lives in test_mt_lif_<backend>.py.
 """
@@ -37,7 +37,7 @@ def _inputs(seed, T=4, N=3, C=4, R=2, dtype=torch.float64, synaptic=True):
 @pytest.mark.parametrize("smooth", [True, False])
 @given(seed=st.integers(0, 2**31 - 1), opts=OPTIONS)
 def test_backward_recursion_equals_autograd(smooth, seed, opts):
-    """SPEC.md check 1 (smooth) and 2 (hard): the written-out recursion equals autograd."""
+    """docs/mt_lif.md check 1 (smooth) and 2 (hard): the written-out recursion equals autograd."""
     synaptic = opts.pop("synaptic")
     x, decay, syn, v0 = _inputs(seed, synaptic=synaptic)
     kw = dict(opts, syn_decay=syn, v0=v0, smooth=smooth)

@@ -1,4 +1,4 @@
-"""SynapticConvBlock and CausalTemporalConv against their definitions (SPEC.md section 2)."""
+"""SynapticConvBlock and CausalTemporalConv against their definitions (docs/mt_lif.md)."""
 
 import pytest
 import torch

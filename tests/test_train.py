@@ -13,6 +13,7 @@ import torch
 from helpers import DEVICE
 
 from fastsnn import train
+from fastsnn._cli import UsageError
 from fastsnn.models import build
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,11 +58,12 @@ def test_resume_is_bit_exact(tmp_path):
         assert torch.equal(a[key], b[key]), key
 
 
-def test_resume_refuses_other_config(tmp_path):
+def test_resume_refuses_other_config(tmp_path, capsys):
     _run(tmp_path, "--epochs", "1", "--max-steps", "1", "--name", "x")
-    with pytest.raises(SystemExit, match="levels"):
+    with pytest.raises(SystemExit):
         _run(tmp_path, "--epochs", "1", "--max-steps", "1", "--name", "x", "--resume",
              "--levels", "1")
+    assert "levels=3, this run 1" in capsys.readouterr().err
 
 
 def test_callbacks_and_model_options(tmp_path):
@@ -88,7 +90,7 @@ def test_callbacks_and_model_options(tmp_path):
     assert json.loads(next(tmp_path.glob("*.json")).read_text())["recorded"] == 2
     assert model.hidden[0].out_features == 32 and model.levels == 1
     assert model.surrogate == "sigmoid"
-    with pytest.raises(SystemExit, match="KEY=VALUE"):
+    with pytest.raises(UsageError, match="KEY=VALUE"):
         train.model_options(train.parse_args(["--model-option", "oops"]))
 
 
@@ -148,8 +150,11 @@ def test_ddp_two_cpu_processes_stay_identical(tmp_path):
     assert not torch.equal(fresh.state_dict()["encoder.0.weight"], p0["encoder.0.weight"])
 
 
-def test_missing_dataset_files_exit_with_where_to_put_them(tmp_path):
-    with pytest.raises(SystemExit, match="never downloads") as err:
+def test_missing_dataset_files_exit_with_where_to_put_them(tmp_path, capsys):
+    with pytest.raises(SystemExit) as err:
         train.main(["--dataset", "fashion-mnist", "--data-root", str(tmp_path), "--out",
                     str(tmp_path / "out"), "--no-progress"])
-    assert "t10k-images-idx3-ubyte" in str(err.value) or "train-images" in str(err.value)
+    assert err.value.code == 2
+    message = capsys.readouterr().err
+    assert "never downloads" in message
+    assert "t10k-images-idx3-ubyte" in message or "train-images" in message

@@ -1,6 +1,6 @@
 // stcb: the torch-free description of one call and the per-element arithmetic, shared by the
 // CPU and CUDA kernels so both compute the train with the same operations. The rule (a
-// reconstruction of paper C, SPEC.md section 4) and why it is exact for float32 are in
+// reconstruction of paper C, docs/stcb.md) and why it is exact for float32 are in
 // fastsnn/reference/stcb.py; the kernel contract is in fastsnn/ops/stcb.py.
 #pragma once
 

@@ -1,4 +1,4 @@
-// binary_conv2d CPU kernel (declared in cpu/binary_conv.h; math in SPEC.md section 5 and
+// binary_conv2d CPU kernel (declared in cpu/binary_conv.h; math in docs/binary_conv.md and
 // fastsnn/reference/binary_conv.py).
 //
 // Bit-packed implicit GEMM in three steps per call:

@@ -1,4 +1,4 @@
-// stcb CPU kernels (SPEC.md section 4, a reconstruction of paper C): the functions declared
+// stcb CPU kernels (docs/stcb.md, a reconstruction of paper C): the functions declared
 // in stcb.h. OpenMP splits the elements into chunks of kChunk (a multiple of 8, so a chunk
 // owns whole mask bytes and threads never share a byte). Within a chunk the per-element
 // state lives in small arrays and the time loop is outside the element loop, so the inner

@@ -1,4 +1,4 @@
-// Surrogate bumps g(z) of SPEC.md section 1 (fastsnn/reference/surrogate.py), written as
+// Surrogate bumps g(z) of docs/mt_lif.md (fastsnn/reference/surrogate.py), written as
 // branch-free scalar functions that GCC inlines and vectorises inside lane loops. The
 // order of operations copies the reference, so rect and triangle agree bit for bit; the
 // sigmoid uses exp_approx below and agrees to a few float ulps.

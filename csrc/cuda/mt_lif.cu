@@ -1,4 +1,4 @@
-// mt_lif CUDA kernels (SPEC.md sections 1 and 2): the launchers declared in mt_lif.h.
+// mt_lif CUDA kernels (docs/mt_lif.md): the launchers declared in mt_lif.h.
 //
 // Layout: one thread owns V consecutive elements of one time step (V = 4, 2 or 1, picked per
 // call from the size and the pointers' alignment) and walks all T steps with the state in

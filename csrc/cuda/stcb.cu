@@ -1,4 +1,4 @@
-// stcb CUDA kernels (SPEC.md section 4, a reconstruction of paper C): the launchers declared
+// stcb CUDA kernels (docs/stcb.md, a reconstruction of paper C): the launchers declared
 // in stcb.h. One thread per element; consecutive threads own consecutive elements, so every
 // step's loads and stores are coalesced. The per-element arithmetic is common/stcb.h, shared
 // with the CPU kernel (the same operations, so the same bits): x = A / vth with an IEEE

@@ -1,6 +1,6 @@
 // C++ tests of the mt_lif CPU kernels (cpu/mt_lif.h), torch-free:
 // hand-computed cases, multi-threshold counts at the exact thresholds, a sweep of random
-// option sets against a naive per-element loop written from SPEC.md section 1, determinism
+// option sets against a naive per-element loop written from docs/mt_lif.md, determinism
 // of the parameter gradients across OpenMP thread counts, and guard regions around every
 // buffer (no write out of bounds). The Python tests compare the same kernels with the
 // torch reference through the binding.
@@ -81,7 +81,7 @@ struct Result {
   std::vector<A> h, j, gdecay, gsyn, gv0;
 };
 
-// Forward and backward per element, straight from SPEC.md; parameter gradients summed in
+// Forward and backward per element, straight from docs/mt_lif.md; parameter gradients summed in
 // double over elements.
 template <class S, class A>
 Result<S, A> naive(const Problem<S, A>& pr) {

@@ -1,7 +1,7 @@
 """ALBSNN: accuracy loss estimators, adaptive layer binarisation, binary weight optimisation.
 
-A reconstruction of paper D's method from its abstract-level description (SPEC.md
-section 6); every rule is an option. Typical loop::
+A reconstruction of paper D's method from its abstract-level description (docs/albsnn.md);
+every rule is an option. Typical loop::
 
     est = AccuracyLossEstimator(model, metric="weight", every=50)
     sel = LayerSelector(est, threshold=0.4, storage_target=0.25)

@@ -1,4 +1,4 @@
-"""Binary weight optimisation (BWO), after training plateaus (SPEC.md section 6).
+"""Binary weight optimisation (BWO), after training plateaus (docs/albsnn.md).
 
 Paper D (journal version) says only that BWO updates the overall weight "by directly
 adjusting the binary weight" once training hits a bottleneck; both modes are our

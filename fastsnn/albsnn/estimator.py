@@ -1,4 +1,4 @@
-"""Accuracy loss estimators (SPEC.md section 6; a reconstruction of paper D's method).
+"""Accuracy loss estimators (docs/albsnn.md; a reconstruction of paper D's method).
 
 Paper D says only that estimators measure, while the network trains, the error binarised
 weights would introduce; the two formulas here are our reconstruction:

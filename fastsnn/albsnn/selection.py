@@ -1,6 +1,6 @@
 """Adaptive layer selection: which layers to binarise, decided at epoch ends.
 
-Reconstruction of paper D's "dynamic choice of layers to binarise" (SPEC.md section 6):
+Reconstruction of paper D's "dynamic choice of layers to binarise" (docs/albsnn.md):
 candidates are sorted by their estimated accuracy loss and binarised in increasing order
 while the estimate stays under ``threshold`` and/or until ``storage_target`` (a fraction of
 the all-float weight storage) is saved. Selection is monotone unless ``allow_revert``.

@@ -1,4 +1,4 @@
-"""Weight storage of a partly binarised network (SPEC.md section 6).
+"""Weight storage of a partly binarised network (docs/albsnn.md).
 
 A binarised layer costs 1 bit per weight plus 32 bits per alpha (one per output channel when
 alpha is per channel); every other weight costs 32 bits. Biases and batch-norm parameters

@@ -24,7 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("albsnn (--model albsnn)")
     g.add_argument("--full-precision", action="store_true",
                    help="train the ALBSNN network without binarising any layer")
-    g.add_argument("--est-metric", default="weight", choices=("weight", "output"))
+    g.add_argument("--est-metric", default="weight", choices=("weight", "output"),
+                   help="accuracy loss estimator: E1 (weight error) or E2 (output error)")
     g.add_argument("--est-every", type=int, default=50, help="iterations between estimates")
     g.add_argument("--est-threshold", type=float, default=None,
                    help="binarise layers whose estimated loss is under this")
@@ -32,9 +33,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="binarise until this fraction of weight storage is saved")
     g.add_argument("--select-from", type=int, default=1,
                    help="first epoch end at which layers may be binarised")
-    g.add_argument("--bwo", default="alpha", choices=("none", "alpha", "flip"))
-    g.add_argument("--bwo-patience", type=int, default=10)
-    g.add_argument("--flip-threshold", type=float, default=1e-5)
+    g.add_argument("--bwo", default="alpha", choices=("none", "alpha", "flip"),
+                   help="binary weight optimisation after a plateau")
+    g.add_argument("--bwo-patience", type=int, default=10, help="plateau length (epochs)")
+    g.add_argument("--flip-threshold", type=float, default=1e-5, help="--bwo flip: EMA bar")
 
 
 class ALBSNNCallback:

@@ -1,7 +1,7 @@
 """``EventCurrents``: an event dataset seen as T steps of synaptic current per sample.
 
 Wraps a dataset of ``(events, label)`` and converts each stream with
-``fastsnn.events_to_current`` (SPEC.md section 3) into a float32 ``[T, P, H, W]`` tensor;
+``fastsnn.events_to_current`` (docs/events_to_current.md) into a float32 ``[T, P, H, W]`` tensor;
 the default collate then stacks ``[N, T, P, H, W]`` (the training loop makes it
 time-major). ``cache=True`` keeps converted samples in memory, worthwhile for small data
 sets such as ``DigitSaccades`` that are read every epoch.

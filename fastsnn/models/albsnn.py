@@ -1,7 +1,7 @@
 """ALBSNN (paper D): a conv SNN whose layers ALBSNN may binarise, with a GAP head.
 
 No fully connected layers: the last conv maps to ``num_classes`` channels, global average
-pooling gives per-step logits, averaged over T (SPEC.md section 6). Every conv is a
+pooling gives per-step logits, averaged over T (docs/albsnn.md). Every conv is a
 ``BinaryConv2d`` that starts in full precision; ``fastsnn.albsnn.LayerSelector`` switches
 the chosen ones to binarised mode. Static images are repeated over T (direct encoding), so
 the first conv sees analog input and stays full precision by default.
@@ -14,9 +14,11 @@ import copy
 import torch
 from torch import nn
 
+from ..export import reference_when_traced
 from ..nn.binary_conv import BinaryConv2d
 from ..nn.lif import MultiThresholdLIF
 from ._config import from_config
+from .layers import averaging_batch_norm
 
 
 class _ConvBNLIF(nn.Module):
@@ -65,6 +67,7 @@ class ALBSNN(nn.Module):
         self.features = nn.Sequential(*stages)
         self.classifier = BinaryConv2d(cin, num_classes, 1, bias=True, levels=levels)
         self.classifier.set_binarized(False)
+        averaging_batch_norm(self)  # eval statistics right after a short run too
 
     @classmethod
     def from_dataset(cls, dataset: str, **overrides) -> ALBSNN:
@@ -72,6 +75,7 @@ class ALBSNN(nn.Module):
         the proposed harness in the paper notes, not the paper), options overridden."""
         return from_config(cls, CONFIGS, dataset, overrides, input_size=False)
 
+    @reference_when_traced  # torch.jit.trace records plain torch ops
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() == 4:  # static image: repeat over T (direct encoding)
             x = x.unsqueeze(0).expand(self.T, *x.shape)

@@ -1,13 +1,13 @@
 """``MTSNN``: paper A's network family, conv-BN-multi-threshold-LIF stacks at T = 1 or 2.
 
 Paper A (arXiv 2112.07426) reports only its headline numbers; the layer lists below are
-the harness of PAPERS_A_B.md section A.3 (a reconstruction, not the paper's exact nets):
+our harness (a reconstruction, not the paper's exact nets):
 PLIF-style conv stacks with every neuron a ``MultiThresholdLIF`` (K = 3 levels by
 default), direct analog input, and a non-spiking linear readout averaged over T.
 
 The input is a static image ``[N, C, H, W]``. The first conv + batch norm runs once on it
 and its output is repeated over the T steps (so the first layer costs one MAC pass,
-``T_1 = 1`` in SPEC.md section 7); every later layer sees spikes.
+``T_1 = 1`` in docs/energy.md); every later layer sees spikes.
 """
 
 from __future__ import annotations
@@ -18,8 +18,17 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from ..export import reference_when_traced
 from ._config import from_config
-from .layers import FeatureSpec, Readout, conv_stack, dense_stack, neuron_factory, output_features
+from .layers import (
+    FeatureSpec,
+    Readout,
+    averaging_batch_norm,
+    conv_stack,
+    dense_stack,
+    neuron_factory,
+    output_features,
+)
 
 # Architectures per dataset (channels / "M" pooling, hidden widths, dropout).
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -70,12 +79,14 @@ class MTSNN(nn.Module):
         flat = output_features(self.features, torch.zeros(1, 1, first, *input_size))
         self.hidden, width_out = dense_stack(flat, hidden, neuron, dropout)
         self.readout = Readout(width_out, num_classes)
+        averaging_batch_norm(self)  # eval statistics right after a short run too
 
     @classmethod
     def from_dataset(cls, dataset: str, **overrides) -> MTSNN:
         """The configuration for ``dataset`` (a key of ``CONFIGS``), options overridden."""
         return from_config(cls, CONFIGS, dataset, overrides)
 
+    @reference_when_traced  # torch.jit.trace records plain torch ops
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:
             raise ValueError(f"MTSNN expects a static image batch [N, C, H, W], got shape "

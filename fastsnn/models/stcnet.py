@@ -1,14 +1,14 @@
 """``STCNet``: paper B's network for compressed event input (reconstruction).
 
 Input: T steps of synaptic current ``[T, N, P, H, W]`` (``fastsnn.events_to_current``,
-SPEC.md section 3). The first block is the synaptic convolutional block
+docs/events_to_current.md). The first block is the synaptic convolutional block
 (``fastsnn.nn.SynapticConvBlock``: conv -> BN -> multi-threshold LIF with a fused,
-learnable first-order synaptic current, SPEC.md section 2); every later neuron is a
+learnable first-order synaptic current, docs/mt_lif.md); every later neuron is a
 ``MultiThresholdLIF`` with a learnable membrane time constant (PLIF form, one per layer).
 ``synaptic=False`` replaces the first block by the same conv -> BN -> neuron without the
 synaptic current (the ablation "with and without the synaptic current").
 
-Layer lists are the PLIF networks of PAPERS_A_B.md section B.5 with MT neurons (the paper's
+Layer lists are the PLIF paper's networks with MT neurons (the paper's
 own lists were not available), plus a small one for ``digit-saccades``.
 """
 
@@ -21,11 +21,13 @@ import torch
 from torch import nn
 
 from ..nn import SynapticConvBlock
+from ..export import reference_when_traced
 from ._config import from_config
 from .layers import (
     FeatureSpec,
     Readout,
     TimeDistributed,
+    averaging_batch_norm,
     conv_stack,
     dense_stack,
     neuron_factory,
@@ -84,12 +86,14 @@ class STCNet(nn.Module):
         # the wide FC layer on sparse event spikes starts silent (no gradient reaches it).
         self.hidden, width_out = dense_stack(flat, hidden, neuron, dropout, fc_batch_norm)
         self.readout = Readout(width_out, num_classes)
+        averaging_batch_norm(self)  # eval statistics right after a short run too
 
     @classmethod
     def from_dataset(cls, dataset: str, **overrides) -> STCNet:
         """The configuration for ``dataset`` (a key of ``CONFIGS``), options overridden."""
         return from_config(cls, CONFIGS, dataset, overrides)
 
+    @reference_when_traced  # torch.jit.trace records plain torch ops
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5:
             raise ValueError(f"STCNet expects currents [T, N, P, H, W], got shape "

@@ -1,7 +1,7 @@
 """``STCSNN``: paper C's VGG-style family of spike-train level SNNs built from ``STCB`` blocks.
 
 A **reconstruction**: paper C's architectures were not available. The layer lists are the
-test harness proposed in ``shared/background/PAPERS_C_D.md`` (section C.4), not the paper's:
+VGG-style test harness we chose (see docs/training.md), not the paper's:
 
 * ``"fmnist"``: 128C3-AP2-256C3-AP2-GAP-FC
 * ``"vgg11"`` (CIFAR-10/100): 64C3-128C3-AP2-256C3-256C3-AP2-512C3-512C3-AP2-512C3-512C3-GAP-FC
@@ -32,8 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..export import reference_when_traced
 from ..nn.stcb import MODES, STCB
 from ..ops.spike_count import spike_count
+from .layers import averaging_batch_norm
 
 CONFIGS = {
     "fmnist": (128, "A", 256, "A"),
@@ -93,6 +95,7 @@ class STCSNN(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(channels, num_classes)
         self.backend = backend
+        averaging_batch_norm(self)  # eval statistics right after a short run too
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """The first block's input: counts (count mode) or a train (stepwise mode)."""
@@ -107,6 +110,7 @@ class STCSNN(nn.Module):
             return self.T * x
         return x.unsqueeze(0).expand((self.T,) + tuple(x.shape))
 
+    @reference_when_traced  # torch.jit.trace records plain torch ops
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.features(self.encode(x))
         counts = spike_count(h, backend=self.backend) if h.dim() == 5 else h

@@ -21,7 +21,7 @@ from ..reference.binary_conv import float_path
 
 
 class BinaryConv2d(nn.Module):
-    """``Conv2d`` whose weights are ``alpha * sign(W)`` (SPEC.md section 5), on spike or sign
+    """``Conv2d`` whose weights are ``alpha * sign(W)`` (docs/binary_conv.md), on spike or sign
     inputs (``[N, C, H, W]`` or ``[T, N, C, H, W]``).
 
     Modes:

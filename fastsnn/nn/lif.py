@@ -12,7 +12,7 @@ from ..ops.mt_lif import mt_lif
 
 
 class MultiThresholdLIF(nn.Module):
-    """Multi-threshold LIF neurons over ``[T, N, C, ...]`` input (SPEC.md section 1).
+    """Multi-threshold LIF neurons over ``[T, N, C, ...]`` input (docs/mt_lif.md).
 
     ``learnable_decay=True`` holds ``decay_logit`` with ``decay = sigmoid(decay_logit)``,
     initialised at ``decay`` (default 0.5, i.e. ``tau = 1 / (1 - decay) = 2``, the PLIF

@@ -1,4 +1,4 @@
-"""``STCB``: the spike-train level conversion block as a module (SPEC.md section 4).
+"""``STCB``: the spike-train level conversion block as a module (docs/stcb.md).
 
 A **reconstruction** of paper C's block (the paper's method section was not available; see
 ``fastsnn.reference.stcb``). It replaces "conv + ReLU" of a CNN and comes in two modes that

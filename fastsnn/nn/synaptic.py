@@ -1,4 +1,4 @@
-"""Paper B's synaptic convolutional block (SPEC.md section 2, a reconstruction)."""
+"""Paper B's synaptic convolutional block (docs/mt_lif.md, a reconstruction)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``fastsnn.binary_conv2d``: convolution with binarised weights by popcount (SPEC.md sec. 5).
+"""``fastsnn.binary_conv2d``: convolution with binarised weights by popcount (docs/binary_conv.md).
 
 The public function validates its arguments (the only validation pass), binarises and packs
 a float weight (or takes a ``PackedBinaryWeight``), folds ``[T, N, C, H, W]`` over T and

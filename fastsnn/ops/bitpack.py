@@ -1,4 +1,4 @@
-"""``fastsnn.bitpack``: integers packed into int32 words along one axis (SPEC.md section 5).
+"""``fastsnn.bitpack``: integers packed into int32 words along one axis (docs/binary_conv.md).
 
 Layout (the one the binary convolution kernels use, see ``fastsnn.reference.binary_conv``):
 axis ``dim`` of size n becomes ``ceil(n/32)`` int32 words, bit ``i`` of word ``j`` holding

@@ -1,4 +1,4 @@
-"""``fastsnn.events_to_current``: event streams -> T steps of synaptic current (SPEC.md 3).
+"""``fastsnn.events_to_current``: event streams -> T steps of synaptic current (docs/events_to_current.md).
 
 The public function checks its arguments (the only validation pass of the options), turns
 the input into the kernel contract below and runs one backend: ``reference`` is
@@ -184,9 +184,9 @@ def events_to_current(events: Union[np.ndarray, Tensor], sensor_size, T: int, *,
     ``split_by``: "number" (equal event counts) or "time" (equal durations over
     ``[t_first, t_last]``); ``weighting``: "count" or "exp" (each event adds
     ``exp(-(t_end - t) / tau_syn)``, t_end = last timestamp of its segment);
-    ``normalize``: "none", "max" (per sample) or "log1p". Exact rules: SPEC.md section 3
-    and ``fastsnn.reference.events_to_current`` (a reconstruction of paper B's compression). Invalid
-    events raise ``ValueError`` naming the first bad index.
+    ``normalize``: "none", "max" (per sample) or "log1p". Exact rules:
+    docs/events_to_current.md and ``fastsnn.reference.events_to_current`` (a reconstruction
+    of paper B's compression). Invalid events raise ``ValueError`` naming the first bad index.
     """
     ev = as_event_tensor(events)
     W, H, P = _sensor(sensor_size)

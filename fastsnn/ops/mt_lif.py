@@ -1,4 +1,4 @@
-"""``fastsnn.mt_lif``: multi-threshold LIF over time (SPEC.md sections 1 and 2).
+"""``fastsnn.mt_lif``: multi-threshold LIF over time (docs/mt_lif.md).
 
 The public function validates its arguments (the only validation pass), normalises them
 to the kernel contract below and runs one backend. ``reference`` is plain autograd over
@@ -175,7 +175,7 @@ def mt_lif(x: Tensor, decay: Union[float, Tensor] = 0.5, *, threshold: float = 1
     (C = ``x.shape[2]``) and may require grad; ``v0`` is the initial membrane.
     Gradients use the surrogate ``surrogate`` of width ``width`` (default ``threshold``)
     per threshold; the three surrogate shapes are a reconstruction of paper A's
-    approximated derivatives (SPEC.md section 1).
+    approximated derivatives (docs/mt_lif.md).
     """
     chosen = OP.choose(backend, x)
     _check(x, threshold, levels, width, v0, chosen)

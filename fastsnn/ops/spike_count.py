@@ -1,4 +1,4 @@
-"""``fastsnn.spike_count``: spike counts over time, ``N = sum_t s[t]`` (SPEC.md section 4:
+"""``fastsnn.spike_count``: spike counts over time, ``N = sum_t s[t]`` (docs/stcb.md:
 the input of the spike-train level conversion block, ``fastsnn/ops/stcb.py``).
 
 The public function validates its argument and runs one backend: ``reference`` is

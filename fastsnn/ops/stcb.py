@@ -1,4 +1,4 @@
-"""``fastsnn.stcb``: the spike-train level conversion block (SPEC.md section 4, a
+"""``fastsnn.stcb``: the spike-train level conversion block (docs/stcb.md, a
 **reconstruction** of paper C; the rule and its arithmetic are stated in
 ``fastsnn/reference/stcb.py``). Its input, the spike count, is ``fastsnn.spike_count``
 (``fastsnn/ops/spike_count.py``).
@@ -118,7 +118,7 @@ def stcb(a: Tensor, T: int, *, levels: int = 1, threshold: float = 1.0,
     ``output="train"``: ``S_out`` ``[T, N, C, ...]``, the evenly spaced train an IF neuron
     with soft reset emits for the constant current ``a/T`` (``levels`` K spikes at most per
     step); ``output="count"``: ``N_out = clamp(floor(a/threshold), 0, K*T)`` ``[N, C, ...]``.
-    Same dtype as ``a``. The gradient is the equivalent gradient of SPEC.md section 4
+    Same dtype as ``a``. The gradient is the equivalent gradient of docs/stcb.md
     (``mask/threshold`` for counts, ``mask/(T*threshold)`` per step for trains, mask
     ``1[0 < a/threshold < K*T]``); the backward keeps 1 bit per element of ``a``, nothing per
     step. The block rule is a reconstruction of paper C (see ``fastsnn.reference.stcb``).

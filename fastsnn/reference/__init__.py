@@ -1,4 +1,4 @@
-"""Pure-PyTorch references: the specification (SPEC.md) in code, one module per op."""
+"""Pure-PyTorch references: the specification (docs/) in code, one module per op."""
 
 from .binary_conv import binary_conv2d
 from .mt_lif import mt_lif

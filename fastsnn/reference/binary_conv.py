@@ -1,4 +1,4 @@
-"""Binary convolution: the executable form of SPEC.md section 5.
+"""Binary convolution: the executable form of docs/binary_conv.md.
 
 Every fast backend must reproduce ``binary_conv2d`` below bit for bit:
 
@@ -77,7 +77,7 @@ def alpha_tensor(alpha: AlphaSpec, weight: Tensor) -> Optional[Tensor]:
 
 
 def binarize(weight: Tensor, alpha: AlphaSpec = "channel") -> Tensor:
-    """``Wb = alpha * sign(W)`` with the straight-through gradient (SPEC.md section 5)."""
+    """``Wb = alpha * sign(W)`` with the straight-through gradient (docs/binary_conv.md)."""
     a = alpha_tensor(alpha, weight)
     s = sign_ste(weight)
     return s if a is None else s * a.reshape(-1, *([1] * (weight.dim() - 1)))

@@ -1,4 +1,4 @@
-"""Events -> T steps of synaptic current: the executable form of SPEC.md section 3.
+"""Events -> T steps of synaptic current: the executable form of docs/events_to_current.md.
 
 The compression rule is a reconstruction of paper B's spatio-temporal compression (the
 paper's exact method section was not available); every option below is a tested option.
@@ -188,7 +188,7 @@ def events_to_current(events: Tensor, offsets: Tensor, sensor_size, T: int, *,
                       split_by: str = "number", weighting: str = "count",
                       tau_syn: Optional[float] = None, spatial_factor: int = 1,
                       merge_polarity: bool = False, normalize: str = "none") -> Tensor:
-    """SPEC.md section 3 on a batch: ``[T, B, P', H', W']`` float32.
+    """docs/events_to_current.md on a batch: ``[T, B, P', H', W']`` float32.
 
     Raises ``ValueError`` naming the first bad offset or event.
     """

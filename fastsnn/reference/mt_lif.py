@@ -1,4 +1,4 @@
-"""Multi-threshold LIF over time: the executable form of SPEC.md sections 1 and 2.
+"""Multi-threshold LIF over time: the executable form of docs/mt_lif.md.
 
 Every fast backend must reproduce this file. Two parts:
 
@@ -6,7 +6,7 @@ Every fast backend must reproduce this file. Two parts:
   (hard staircase forward, surrogate ``g`` backward). ``smooth=True`` swaps the staircase and
   the reset indicator for their smooth integrals ``G`` (test-only), which makes the map
   differentiable so ``torch.autograd.gradcheck`` can check the plumbing through time.
-* ``backward_recursion``: SPEC.md's backward equations written out step by step, the
+* ``backward_recursion``: docs/mt_lif.md's backward equations written out step by step, the
   contract the fused backward kernels implement.
 
 Arithmetic conventions every backend follows so that spikes match bit for bit:
@@ -145,7 +145,7 @@ def _reduce_like(g: torch.Tensor, p) -> Optional[torch.Tensor]:
 def backward_recursion(grad_s, x, decay=0.5, *, threshold=1.0, levels=1, reset="hard",
                        surrogate="rect", width=None, detach_reset=False, form="stbp",
                        syn_decay=None, v0=None, smooth=False):
-    """SPEC.md's backward equations, step by step. Returns ``(gx, gdecay, gsyn, gv0)``.
+    """docs/mt_lif.md's backward equations, step by step. Returns ``(gx, gdecay, gsyn, gv0)``.
 
     ``gdecay``/``gsyn`` are None for float parameters; ``gv0`` is None without ``v0``.
     """

@@ -1,6 +1,6 @@
-"""Spike-train level conversion block (STCB): the executable form of SPEC.md section 4.
+"""Spike-train level conversion block (STCB): the executable form of docs/stcb.md.
 
-SPEC.md section 4 is a **reconstruction** of paper C's block (the paper's full method section
+docs/stcb.md is a **reconstruction** of paper C's block (the paper's full method section
 was not available): the block works on whole spike trains through their counts. With ``A``
 the block charge (``Conv(N_in) + T*b``, optional BN), threshold ``vth`` and ``K`` levels:
 

@@ -1,4 +1,4 @@
-"""Surrogate bumps g(z) of SPEC.md section 1 and their integrals G(z).
+"""Surrogate bumps g(z) of docs/mt_lif.md and their integrals G(z).
 
 Each bump has width ``a`` and unit area, so ``G`` runs from 0 to 1 and is the smooth
 stand-in for the Heaviside step used by the reference's smooth (gradcheck) mode.
