@@ -4,7 +4,7 @@ Every op has a pure-PyTorch reference (``fastsnn.reference``) and fast backends 
 Triton, CUDA) checked against it; ``fastsnn.backends()`` says which are available here.
 """
 
-from . import data, models, nn, ops, reference
+from . import data, memory, models, nn, ops, reference
 from ._backends import BACKENDS
 from ._backends import backends as _backend_report
 from .ops import binary_conv2d, bitpack, events_to_current, mt_lif, spike_count, stcb
@@ -18,4 +18,5 @@ def backends() -> dict[str, dict[str, str]]:
 
 
 __all__ = ["BACKENDS", "backends", "binary_conv2d", "bitpack", "data", "events_to_current",
-           "models", "mt_lif", "nn", "ops", "reference", "spike_count", "stcb", "__version__"]
+           "memory", "models", "mt_lif", "nn", "ops", "reference", "spike_count", "stcb",
+           "__version__"]
