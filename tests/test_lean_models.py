@@ -84,3 +84,18 @@ def test_eval_and_no_grad_unaffected():
     x = torch.rand(2, 1, 8, 8, device=DEVICE)
     with torch.no_grad():
         assert torch.equal(lean(x), plain(x))
+
+
+def test_training_cli_reports_saved_bytes(tmp_path, capsys):
+    import json
+
+    from fastsnn import train
+
+    result = train.main(["--model", "mtsnn", "--dataset", "digits", "--T", "2", "--epochs",
+                         "1", "--max-steps", "1", "--batch-size", "8", "--no-progress",
+                         "--train-samples", "32", "--test-samples", "16",
+                         "--energy-samples", "4", "--out", str(tmp_path)])
+    saved = json.loads(next(tmp_path.glob("*.json")).read_text())["saved_bytes"]
+    assert saved == result["saved_bytes"] and saved["total"] > 0
+    assert saved["total"] == sum(saved["modules"].values()) and saved["peak"] >= saved["total"]
+    assert "saved for backward, one training step of 8" in capsys.readouterr().out
