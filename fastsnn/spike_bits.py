@@ -48,6 +48,7 @@ def check_spikes(x: Tensor, levels: int, name: str = "input") -> None:
         return
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating tensor of spikes, got {x.dtype}")
+    x = x.detach()  # a check, not part of the graph
     lo, hi = torch.aminmax(x)
     if not (bool(lo >= 0) and bool(hi <= levels)):
         bad = lo if not bool(lo >= 0) else hi

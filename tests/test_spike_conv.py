@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from fastsnn.nn import SpikeConv2d, SpikeLinear
+from fastsnn.nn import SpikeConv2d, SpikeLinear, SpikeMaxPool2d
 
 
 def spikes(shape, levels, seed):
@@ -112,7 +112,7 @@ def test_saves_only_bits(levels, per_value):
     """What the backward keeps: the packed input (ceil(n/8) bytes a bit-plane) and the
     weight, nothing in float the size of the input."""
     lean = SpikeConv2d(4, 6, 3, padding=1, levels=levels).to(DEVICE)
-    x = spikes((2, 3, 4, 5, 5), levels, 1)
+    x = spikes((2, 3, 4, 5, 5), levels, 1).requires_grad_()  # checked, not recorded
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
         lean(x)
@@ -159,12 +159,14 @@ def test_linear_matches_linear(shape, bias):
 
 def test_linear_saves_only_bits():
     lean = SpikeLinear(40, 3).to(DEVICE)
-    x = spikes((4, 2, 40), 1, 2)
+    x = spikes((4, 2, 40), 1, 2).requires_grad_()
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
         lean(x)
-    kept = [t for t in saved if t.dtype == torch.uint8]
-    assert len(kept) == 1 and kept[0].numel() == (x.numel() + 7) // 8
+    kept = [t for t in saved if t.untyped_storage().data_ptr()
+            != lean.weight.untyped_storage().data_ptr()]
+    assert len(kept) == 1 and kept[0].dtype == torch.uint8
+    assert kept[0].numel() == (x.numel() + 7) // 8
 
 
 @pytest.mark.parametrize("layer", [SpikeConv2d(2, 2, 1, levels=1), SpikeLinear(2, 2, levels=1)])
@@ -193,3 +195,27 @@ def test_bad_arguments():
         SpikeConv2d(2, 2, 3)(torch.zeros(2, 2, device=DEVICE))
     with pytest.raises(TypeError, match="input"):
         SpikeLinear(2, 2)([1.0, 0.0])
+
+
+POOL_CASES = [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
+              dict(kernel_size=2, ceil_mode=True), dict(kernel_size=(2, 3), dilation=2)]
+
+
+@pytest.mark.parametrize("kw", POOL_CASES, ids=[str(k) for k in POOL_CASES])
+@pytest.mark.parametrize("levels", [1, 3])
+def test_max_pool_matches_max_pool2d(kw, levels):
+    plain, lean = nn.MaxPool2d(**kw), SpikeMaxPool2d(levels=levels, **kw)
+    x = spikes((2, 3, 4, 9, 7), levels, levels)  # ties everywhere: the first max wins
+    assert_same(*run_both(Folded(plain), lean, x))
+    assert_same(*run_both(plain, lean, x.flatten(0, 1)))
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        lean(x.requires_grad_())
+    assert [t.dtype for t in saved] == [torch.uint8]  # no float input, no int64 indices
+
+
+def test_max_pool_bad_arguments():
+    with pytest.raises(ValueError, match="return_indices"):
+        SpikeMaxPool2d(2, return_indices=True)
+    with pytest.raises(ValueError, match="input must hold spikes"):
+        SpikeMaxPool2d(2)(torch.full((1, 2, 2, 2), 0.5, device=DEVICE))

@@ -12,7 +12,7 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from ..nn import MultiThresholdLIF, SpikeConv2d
+from ..nn import MultiThresholdLIF, SpikeConv2d, SpikeMaxPool2d
 
 # A feature spec: an int is a 3x3 conv (stride 1, "same" padding) to that many channels
 # followed by batch norm and a spiking neuron; "M" / "A" a 2x2 max / average pool.
@@ -71,14 +71,16 @@ def conv_stack(in_channels: int, spec: FeatureSpec, neuron: Callable[[], nn.Modu
     """Time-distributed conv-BN-neuron / pooling layers from ``spec``; ``(stack, channels)``.
 
     ``spike_levels``: the stack's input and its neurons' outputs are spikes ``0..levels``;
-    a conv whose input is spikes (not average-pooled) is then a ``SpikeConv2d``.
+    a conv whose input is spikes (not average-pooled) is then a ``SpikeConv2d``, max pooling
+    of spikes a ``SpikeMaxPool2d``.
     """
     layers: list[nn.Module] = []
     channels = in_channels
     spikes = spike_levels is not None
     for item in spec:
         if item == "M":
-            layers.append(TimeDistributed(nn.MaxPool2d(2)))
+            layers.append(TimeDistributed(SpikeMaxPool2d(2, levels=spike_levels) if spikes
+                                          else nn.MaxPool2d(2)))
         elif item == "A":
             layers.append(TimeDistributed(nn.AvgPool2d(2)))
             spikes = False

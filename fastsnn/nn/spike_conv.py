@@ -1,4 +1,5 @@
-"""``SpikeConv2d`` / ``SpikeLinear``: ``nn.Conv2d`` / ``nn.Linear`` that keep spike inputs as bits.
+"""``SpikeConv2d`` / ``SpikeLinear`` / ``SpikeMaxPool2d``: torch layers that keep spike inputs
+as bits for backward.
 
 Same constructor arguments, parameter names and ``state_dict`` as the torch layers, and the
 same forward. The weight gradient needs the layer's input; for spikes (integers
@@ -83,6 +84,30 @@ class _SpikeLinearFn(torch.autograd.Function):
         return gx, gw, gb, None
 
 
+class _SpikeMaxPool2dFn(torch.autograd.Function):
+    """Max pooling that keeps its input as bits and no indices: the backward recomputes
+    the indices from the unpacked input (the same deterministic kernel, so the same
+    indices) and calls the same ATen backward as torch's own formula."""
+
+    @staticmethod
+    def forward(ctx, x, options, levels):
+        ctx.options = options
+        bits = _bits(x, levels)
+        ctx.bits = (bits.shape, bits.dtype, bits.levels)
+        ctx.save_for_backward(bits.data)
+        return torch.ops.aten.max_pool2d_with_indices(x, *options)[0]
+
+    @staticmethod
+    def backward(ctx, grad):
+        (data,) = ctx.saved_tensors
+        from ..spike_bits import SpikeBits
+
+        x = SpikeBits(data, *ctx.bits).unpack()
+        indices = torch.ops.aten.max_pool2d_with_indices(x, *ctx.options)[1]
+        gx = torch.ops.aten.max_pool2d_with_indices_backward(grad, x, *ctx.options, indices)
+        return gx, None, None
+
+
 def _restore(ctx, data: Optional[Tensor]) -> Tensor:
     """The saved input, unpacked; only its shape matters when no bits were kept."""
     if data is None:
@@ -159,6 +184,40 @@ class SpikeLinear(nn.Linear):
         return super().extra_repr() + f", levels={self.levels}"
 
 
+class SpikeMaxPool2d(nn.MaxPool2d):
+    """``nn.MaxPool2d`` on spikes ``0..levels`` that keeps its input as bits for backward
+    and no indices (torch keeps the input and int64 indices: 8 bytes per output); the
+    backward recomputes the indices, so the gradient is torch's bit for bit. Input
+    ``[T, N, C, H, W]``, ``[N, C, H, W]`` or ``[C, H, W]``; ``return_indices`` is not
+    supported."""
+
+    def __init__(self, *args, levels: int = 1, check_spikes: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.return_indices:
+            raise ValueError("SpikeMaxPool2d keeps no indices: return_indices must be False")
+        self.levels = _check_levels(levels)
+        self.check_spikes = bool(check_spikes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"input must be a tensor, got {type(x).__name__}")
+        if x.dim() == 5:
+            return self.forward(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+        if not _lean(self, x, ()):
+            return super().forward(x)
+        stride = self.stride if self.stride is not None else self.kernel_size
+        options = (list(_pair(self.kernel_size)), list(_pair(stride)), list(_pair(self.padding)),
+                   list(_pair(self.dilation)), self.ceil_mode)
+        return _SpikeMaxPool2dFn.apply(x.contiguous(), options, self.levels)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", levels={self.levels}"
+
+
+def _pair(v) -> tuple:
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
 def _string_padding(x: Tensor, padding: str, kernel, dilation):
     """``"valid"`` / ``"same"`` as integer padding. An odd total padding ``d*(k-1)`` is
     split as ATen does: the extra zero row/column (a spike value) is padded onto the input
@@ -206,4 +265,4 @@ def _leave_spike_saving(module, args, out) -> None:
         stack.pop().__exit__(None, None, None)
 
 
-__all__ = ["SpikeConv2d", "SpikeLinear", "save_spikes_as_bits"]
+__all__ = ["SpikeConv2d", "SpikeLinear", "SpikeMaxPool2d", "save_spikes_as_bits"]
