@@ -18,6 +18,7 @@ mark is forgotten when the marked tensor object dies (its storage may be reused)
 from __future__ import annotations
 
 import contextlib
+import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,11 +33,22 @@ __all__ = ["SavedBytes", "mark_spikes", "saved_bytes", "spike_saving"]
 
 
 def _key(t: Tensor) -> tuple:
-    return (t.device, t.untyped_storage().data_ptr())
+    try:
+        return (t.device, t.untyped_storage().data_ptr())
+    except (RuntimeError, NotImplementedError):  # no plain storage (e.g. sparse): itself
+        return ("tensor", id(t))
+
+
+def _span(t: Tensor) -> tuple[int, int]:
+    """The element range ``[first, last + 1)`` a contiguous view covers in its storage."""
+    return t.storage_offset(), t.storage_offset() + t.numel()
 
 
 def _nbytes(t: Tensor) -> int:
-    return t.untyped_storage().nbytes()
+    try:
+        return t.untyped_storage().nbytes()
+    except (RuntimeError, NotImplementedError):
+        return t.numel() * t.element_size()
 
 
 class _Held:
@@ -55,22 +67,24 @@ class _Held:
 
 
 class _Mark:
-    __slots__ = ("levels", "ref", "packs")
+    __slots__ = ("levels", "ref", "dtype", "span", "packs")
 
     def __init__(self, t: Tensor, levels: int):
-        self.levels, self.ref = levels, weakref.ref(t)
+        self.levels, self.ref, self.dtype = levels, weakref.ref(t), t.dtype
+        self.span = _span(t)  # the elements of the storage that hold the spikes
         self.packs: dict[tuple, SpikeBits] = {}  # the bits of each view of the storage
 
 
 class _Store:
-    """Saved-tensor hooks that hold every saved tensor in a ``_Held``; converts marked
-    spikes to bits and, when ``record``, keeps the byte accounting of ``saved_bytes``."""
+    """Saved-tensor hooks that hold every saved tensor in a ``_Held``: convert marked
+    spikes to bits, and keep the byte accounting ``saved_bytes`` reports (storages in
+    ``exclude``, the model's parameters, are held but not counted)."""
 
-    def __init__(self, record: bool = False, exclude: frozenset = frozenset()):
-        self.record, self.exclude = record, exclude
+    def __init__(self, exclude: frozenset = frozenset()):
+        self.exclude = exclude
         self.marks: dict[tuple, _Mark] = {}
         self.held: list[weakref.ref] = []  # in save order
-        self.modules: list[str] = []  # the module stack (record mode)
+        self.modules: list[str] = []  # the module stack (saved_bytes' forward hooks)
         self.refs: dict[tuple, int] = {}  # storage -> live holders
         self.live = self.peak = 0
 
@@ -99,7 +113,10 @@ class _Store:
 
     def _convert(self, h: _Held, mark: _Mark) -> None:
         t = h.tensor
-        if not t.is_floating_point() or not t.is_contiguous():
+        if not t.is_floating_point() or not t.is_contiguous() or t.dtype != mark.dtype:
+            return
+        lo, hi = _span(t)
+        if lo < mark.span[0] or hi > mark.span[1]:  # not (only) the marked elements
             return
         h.tensor, h.bits = None, self.bits(t, mark)
         if h.account[0] is not None:  # converted after it was counted
@@ -114,6 +131,8 @@ class _Store:
         return SpikeBits(mark.packs[view].data, t.shape, t.dtype, mark.levels)
 
     def mark(self, t: Tensor, levels: int) -> None:
+        if not t.is_floating_point() or not t.is_contiguous():
+            return
         key = _key(t)
         mark = self._mark_of(t)
         if mark is None:
@@ -162,7 +181,12 @@ class _Store:
         return per, count
 
 
-_STACK: list[_Store] = []
+class _Local(threading.local):
+    def __init__(self):
+        self.stack: list[_Store] = []  # like torch's saved-tensor hooks: per thread
+
+
+_LOCAL = _Local()
 
 
 def _foreign_hooks() -> bool:
@@ -171,17 +195,18 @@ def _foreign_hooks() -> bool:
         top = torch._C._autograd._top_saved_tensors_default_hooks(False)
     except AttributeError:  # not in this torch: assume not
         return False
-    return top is not None and not (_STACK and getattr(top[0], "__self__", None) is _STACK[-1])
+    stack = _LOCAL.stack
+    return top is not None and not (stack and getattr(top[0], "__self__", None) is stack[-1])
 
 
 @contextlib.contextmanager
 def _hooks(store: _Store):
     with torch.autograd.graph.saved_tensors_hooks(store.pack_hook, store.unpack_hook):
-        _STACK.append(store)
+        _LOCAL.stack.append(store)
         try:
             yield store
         finally:
-            _STACK.pop()
+            _LOCAL.stack.pop()
 
 
 @contextlib.contextmanager
@@ -195,7 +220,7 @@ def spike_saving(enabled: bool = True):
     if not enabled or not torch.is_grad_enabled() or _foreign_hooks():
         yield
         return
-    if _STACK:
+    if _LOCAL.stack:
         yield
         return
     with _hooks(_Store()):
@@ -203,18 +228,18 @@ def spike_saving(enabled: bool = True):
 
 
 def mark_spikes(t: Tensor, levels: int) -> None:
-    """Declare that ``t`` holds spikes ``0..levels``: inside ``spike_saving``, every saved
-    copy of its storage is kept as bits. No effect outside, or on tensors that need grad
-    themselves being saved as graph leaves."""
-    if _STACK and isinstance(t, Tensor) and not _foreign_hooks():
-        _STACK[-1].mark(t, levels)
+    """Declare that ``t`` holds spikes ``0..levels`` (not checked): inside
+    ``spike_saving``, every saved contiguous view of its elements, earlier or later, is
+    kept as bits. No effect outside ``spike_saving``."""
+    if _LOCAL.stack and isinstance(t, Tensor) and not _foreign_hooks():
+        _LOCAL.stack[-1].mark(t, levels)
 
 
 def active_bits(t: Tensor, levels: int) -> Optional[SpikeBits]:
     """The bits the active store already holds for ``t``'s values (shared, counted once)."""
-    if not _STACK or not t.is_contiguous():
+    if not _LOCAL.stack or not t.is_contiguous():
         return None
-    store = _STACK[-1]
+    store = _LOCAL.stack[-1]
     mark = store._mark_of(t)
     if mark is None or mark.levels != levels:
         return None
@@ -268,7 +293,7 @@ def saved_bytes(model: nn.Module, inputs, *, backward: bool = True,
     params = list(model.parameters())
     exclude = frozenset(_key(p) for p in params) | frozenset(
         _key(b) for b in model.buffers())
-    store = _Store(record=True, exclude=exclude)
+    store = _Store(exclude=exclude)
 
     def enter(name: str) -> Callable:
         def hook(module, args) -> None:

@@ -88,8 +88,8 @@ class SpikeBits:
 
 
 def pack(x: Tensor, levels: int = 1, backend: Optional[str] = None) -> SpikeBits:
-    """``x`` (integers ``0..levels``, any float dtype) as ``SpikeBits``; values outside the
-    range are not checked here (``check_spikes`` does) and pack to their low bits."""
+    """``x`` (integers ``0..levels``, any float dtype) as ``SpikeBits``. The values are not
+    checked here (``check_spikes`` does); anything but spikes packs to unspecified bits."""
     bits = bits_for(levels)
     chosen = _choose(backend, x.device)
     flat = x.detach().reshape(-1)
@@ -112,13 +112,20 @@ def _choose(backend: Optional[str], device: torch.device) -> str:
 
 
 _SHIFTS: dict[torch.device, Tensor] = {}
-_TABLES: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+_TABLES: dict[tuple, Tensor] = {}
 
 
 def _shifts(device: torch.device) -> Tensor:
     if device not in _SHIFTS:
         _SHIFTS[device] = torch.arange(8, dtype=torch.uint8, device=device)
     return _SHIFTS[device]
+
+
+def _powers(device: torch.device, dtype: torch.dtype) -> Tensor:
+    key = ("powers", device, dtype)
+    if key not in _TABLES:
+        _TABLES[key] = (2 ** torch.arange(8, device=device)).to(dtype)
+    return _TABLES[key]
 
 
 def _table(device: torch.device, dtype: torch.dtype) -> Tensor:
@@ -133,10 +140,13 @@ def _table(device: torch.device, dtype: torch.dtype) -> Tensor:
 def _pack_torch(flat: Tensor, bits: int) -> Tensor:
     n = flat.numel()
     nbytes = (n + 7) // 8
-    codes = flat.to(torch.uint8)
     if n % 8:  # zero bits past n
-        codes = torch.cat([codes, codes.new_zeros(8 * nbytes - n)])
-    codes = codes.view(nbytes, 8)
+        flat = torch.cat([flat, flat.new_zeros(8 * nbytes - n)])
+    if bits == 1 and flat.dtype in (torch.float32, torch.float64):
+        # one read of x: each byte is the exact integer sum_j x[8i+j] * 2**j (<= 255)
+        return torch.mv(flat.view(nbytes, 8), _powers(flat.device, flat.dtype)).to(
+            torch.uint8).unsqueeze(0)
+    codes = flat.to(torch.uint8).view(nbytes, 8)
     shifts = _shifts(flat.device)
     planes = []
     for b in range(bits):

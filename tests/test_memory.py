@@ -160,3 +160,28 @@ def test_checkpoint_of_lean_model_same_gradients():
     ya.sum().backward(), yb.sum().backward()
     assert all(torch.equal(p.grad, q.grad) for p, q in zip(plain.parameters(),
                                                            lean.parameters()))
+
+
+class Scale(nn.Module):
+    def __init__(self, mark):
+        super().__init__()
+        self.p = nn.Parameter(torch.ones(()))
+        self.mark = mark
+
+    def forward(self, x):
+        with spike_saving():
+            s = (x > 0.5).float()
+            out = self.p * s  # keeps s for the gradient of p
+            mark_spikes(self.mark(s), 1)
+            return out
+
+
+@pytest.mark.parametrize("mark,converted", [(lambda s: s, True),
+                                            (lambda s: s.view(-1), True),
+                                            (lambda s: s[:1], False),
+                                            (lambda s: s.t(), False),
+                                            (lambda s: s.double(), False)])
+def test_mark_covers_exactly_the_marked_elements(mark, converted):
+    x = torch.rand(4, 6, device=DEVICE)
+    report = saved_bytes(Scale(mark).to(DEVICE), x)
+    assert report.total == (3 if converted else 4 * 24)

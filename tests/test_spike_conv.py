@@ -76,6 +76,7 @@ def test_conv_matches_conv2d(kw, levels):
     assert_same(*run_both(plain, lean, x.flatten(0, 1)))  # the [T*N, ...] fold
 
 
+@pytest.mark.filterwarnings("ignore:Using padding=.same. with even kernel")
 def test_conv_even_kernel_same_padding_and_unbatched():
     plain, lean = twins(nn.Conv2d(3, 5, (2, 4), padding="same", dilation=(1, 3)),
                         SpikeConv2d(3, 5, (2, 4), padding="same", dilation=(1, 3)))
@@ -107,17 +108,22 @@ def test_state_dict_compatible_both_ways():
     assert "levels=3" in repr(lean)
 
 
+def saved_besides_weight(layer, x):
+    """The tensors ``layer(x)`` saves for backward, its weight left out."""
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        layer(x)
+    weight = layer.weight.untyped_storage().data_ptr()
+    return [t for t in saved if t.untyped_storage().data_ptr() != weight]
+
+
 @pytest.mark.parametrize("levels,per_value", [(1, 1), (3, 2), (7, 3)])
 def test_saves_only_bits(levels, per_value):
     """What the backward keeps: the packed input (ceil(n/8) bytes a bit-plane) and the
     weight, nothing in float the size of the input."""
     lean = SpikeConv2d(4, 6, 3, padding=1, levels=levels).to(DEVICE)
     x = spikes((2, 3, 4, 5, 5), levels, 1).requires_grad_()  # checked, not recorded
-    saved = []
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
-        lean(x)
-    kept = [t for t in saved if t.untyped_storage().data_ptr()
-            != lean.weight.untyped_storage().data_ptr()]
+    kept = saved_besides_weight(lean, x)
     assert len(kept) == 1 and kept[0].dtype == torch.uint8
     assert kept[0].numel() == per_value * ((x.numel() + 7) // 8)
 
@@ -160,11 +166,7 @@ def test_linear_matches_linear(shape, bias):
 def test_linear_saves_only_bits():
     lean = SpikeLinear(40, 3).to(DEVICE)
     x = spikes((4, 2, 40), 1, 2).requires_grad_()
-    saved = []
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
-        lean(x)
-    kept = [t for t in saved if t.untyped_storage().data_ptr()
-            != lean.weight.untyped_storage().data_ptr()]
+    kept = saved_besides_weight(lean, x)
     assert len(kept) == 1 and kept[0].dtype == torch.uint8
     assert kept[0].numel() == (x.numel() + 7) // 8
 

@@ -118,11 +118,6 @@ def _restore(ctx, data: Optional[Tensor]) -> Tensor:
     return SpikeBits(data, *ctx.bits).unpack()
 
 
-def _check_levels(levels) -> int:
-    bits_for(levels)  # ValueError for a bad value
-    return levels
-
-
 def _lean(module, x: Tensor, params) -> bool:
     """Whether this call saves anything for backward (else the plain torch layer runs)."""
     if module.check_spikes and module.training:
@@ -131,17 +126,28 @@ def _lean(module, x: Tensor, params) -> bool:
         t is not None and t.requires_grad for t in (x, *params))
 
 
-class SpikeConv2d(nn.Conv2d):
-    """``nn.Conv2d`` on spikes ``0..levels`` that saves its input as bits (module docstring)."""
+class _SpikeInput:
+    """What the spike layers add to their torch layer: ``levels``, ``check_spikes``."""
 
     def __init__(self, *args, levels: int = 1, check_spikes: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
-        self.levels = _check_levels(levels)
-        self.check_spikes = bool(check_spikes)
+        bits_for(levels)  # ValueError for a bad value
+        self.levels, self.check_spikes = levels, bool(check_spikes)
 
-    def forward(self, x: Tensor) -> Tensor:
+    @staticmethod
+    def _tensor(x) -> None:
         if not isinstance(x, Tensor):
             raise TypeError(f"input must be a tensor, got {type(x).__name__}")
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", levels={self.levels}"
+
+
+class SpikeConv2d(_SpikeInput, nn.Conv2d):
+    """``nn.Conv2d`` on spikes ``0..levels`` that saves its input as bits (module docstring)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._tensor(x)
         if x.dim() == 5:  # [T, N, C, H, W]: fold time into the batch
             return self.forward(x.flatten(0, 1)).unflatten(0, x.shape[:2])
         if x.dim() == 3:  # unbatched [C, H, W], as nn.Conv2d
@@ -161,46 +167,31 @@ class SpikeConv2d(nn.Conv2d):
                                     list(padding), list(self.dilation), self.groups,
                                     self.levels)
 
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", levels={self.levels}"
 
-
-class SpikeLinear(nn.Linear):
+class SpikeLinear(_SpikeInput, nn.Linear):
     """``nn.Linear`` on spikes ``0..levels`` that saves its input as bits (module docstring)."""
 
-    def __init__(self, *args, levels: int = 1, check_spikes: bool = True, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.levels = _check_levels(levels)
-        self.check_spikes = bool(check_spikes)
-
     def forward(self, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor):
-            raise TypeError(f"input must be a tensor, got {type(x).__name__}")
+        self._tensor(x)
         if not _lean(self, x, (self.weight, self.bias)):
             return super().forward(x)
         return _SpikeLinearFn.apply(x.contiguous(), self.weight, self.bias, self.levels)
 
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", levels={self.levels}"
 
-
-class SpikeMaxPool2d(nn.MaxPool2d):
+class SpikeMaxPool2d(_SpikeInput, nn.MaxPool2d):
     """``nn.MaxPool2d`` on spikes ``0..levels`` that keeps its input as bits for backward
     and no indices (torch keeps the input and int64 indices: 8 bytes per output); the
     backward recomputes the indices, so the gradient is torch's bit for bit. Input
     ``[T, N, C, H, W]``, ``[N, C, H, W]`` or ``[C, H, W]``; ``return_indices`` is not
     supported."""
 
-    def __init__(self, *args, levels: int = 1, check_spikes: bool = True, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.return_indices:
             raise ValueError("SpikeMaxPool2d keeps no indices: return_indices must be False")
-        self.levels = _check_levels(levels)
-        self.check_spikes = bool(check_spikes)
 
     def forward(self, x: Tensor) -> Tensor:
-        if not isinstance(x, Tensor):
-            raise TypeError(f"input must be a tensor, got {type(x).__name__}")
+        self._tensor(x)
         if x.dim() == 5:
             return self.forward(x.flatten(0, 1)).unflatten(0, x.shape[:2])
         if not _lean(self, x, ()):
@@ -209,9 +200,6 @@ class SpikeMaxPool2d(nn.MaxPool2d):
         options = (list(_pair(self.kernel_size)), list(_pair(stride)), list(_pair(self.padding)),
                    list(_pair(self.dilation)), self.ceil_mode)
         return _SpikeMaxPool2dFn.apply(x.contiguous(), options, self.levels)
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", levels={self.levels}"
 
 
 def _pair(v) -> tuple:
