@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import memory
-from ..spike_bits import bits_for, check_spikes, pack
+from ..spike_bits import SpikeBits, bits_for, check_spikes, pack
 from .lif import MultiThresholdLIF
 
 
@@ -50,7 +50,7 @@ class _SpikeConv2dFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         weight, data = ctx.saved_tensors
-        x = _restore(ctx, data)
+        x = _restore(ctx, data, weight.device)
         stride, padding, dilation, groups = ctx.conv
         mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1],
                 ctx.bias_sizes is not None and ctx.needs_input_grad[2]]
@@ -77,7 +77,7 @@ class _SpikeLinearFn(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             gx = g2.mm(weight).view(ctx.x_meta[0])
         if ctx.needs_input_grad[1]:
-            x = _restore(ctx, data)
+            x = _restore(ctx, data, weight.device)
             gw = g2.t().mm(x.reshape(-1, x.shape[-1]))
         if ctx.needs_input_grad[2]:
             gb = g2.sum(0)
@@ -100,21 +100,17 @@ class _SpikeMaxPool2dFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (data,) = ctx.saved_tensors
-        from ..spike_bits import SpikeBits
-
-        x = SpikeBits(data, *ctx.bits).unpack()
+        x = _restore(ctx, data, data.device)
         indices = torch.ops.aten.max_pool2d_with_indices(x, *ctx.options)[1]
         gx = torch.ops.aten.max_pool2d_with_indices_backward(grad, x, *ctx.options, indices)
         return gx, None, None
 
 
-def _restore(ctx, data: Optional[Tensor]) -> Tensor:
+def _restore(ctx, data: Optional[Tensor], device: torch.device) -> Tensor:
     """The saved input, unpacked; only its shape matters when no bits were kept."""
     if data is None:
         shape, dtype = ctx.x_meta
-        return torch.empty(shape, dtype=dtype, device=ctx.saved_tensors[0].device)
-    from ..spike_bits import SpikeBits
-
+        return torch.empty(shape, dtype=dtype, device=device)
     return SpikeBits(data, *ctx.bits).unpack()
 
 
