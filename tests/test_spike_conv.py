@@ -221,3 +221,11 @@ def test_max_pool_bad_arguments():
         SpikeMaxPool2d(2, return_indices=True)
     with pytest.raises(ValueError, match="input must hold spikes"):
         SpikeMaxPool2d(2)(torch.full((1, 2, 2, 2), 0.5, device=DEVICE))
+
+
+def test_double_backward_refused():
+    lean = SpikeConv2d(2, 2, 3).to(DEVICE)
+    y = lean(spikes((1, 2, 5, 5), 1, 0))
+    (gw,) = torch.autograd.grad(y.sum(), lean.weight, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
+        torch.autograd.grad(gw.sum(), lean.weight)

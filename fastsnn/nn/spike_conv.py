@@ -25,6 +25,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 from .. import memory
 from ..spike_bits import SpikeBits, bits_for, check_spikes, pack
@@ -48,6 +49,7 @@ class _SpikeConv2dFn(torch.autograd.Function):
         return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
 
     @staticmethod
+    @once_differentiable  # the saved spikes are constants: no double backward
     def backward(ctx, grad):
         weight, data = ctx.saved_tensors
         x = _restore(ctx, data, weight.device)
@@ -70,6 +72,7 @@ class _SpikeLinearFn(torch.autograd.Function):
         return F.linear(x, weight, bias)
 
     @staticmethod
+    @once_differentiable  # the saved spikes are constants: no double backward
     def backward(ctx, grad):
         weight, data = ctx.saved_tensors
         g2 = grad.reshape(-1, grad.shape[-1])
@@ -98,6 +101,7 @@ class _SpikeMaxPool2dFn(torch.autograd.Function):
         return torch.ops.aten.max_pool2d_with_indices(x, *options)[0]
 
     @staticmethod
+    @once_differentiable  # the saved spikes are constants: no double backward
     def backward(ctx, grad):
         (data,) = ctx.saved_tensors
         x = _restore(ctx, data, data.device)
