@@ -4,7 +4,7 @@ Every op has a pure-PyTorch reference (``fastsnn.reference``) and fast backends 
 Triton, CUDA) checked against it; ``fastsnn.backends()`` says which are available here.
 """
 
-from . import albsnn, data, energy, export, models, nn, ops, reference
+from . import albsnn, data, energy, export, memory, models, nn, ops, reference
 from ._backends import BACKENDS
 from ._backends import backends as _backend_report
 from ._version import __version__
@@ -26,5 +26,5 @@ def backends() -> dict[str, dict[str, str]]:
 
 __all__ = ["BACKENDS", "ToCurrent", "albsnn", "available_backends", "backends",
            "binary_conv2d", "bitpack", "data", "energy", "events_to_current", "export",
-           "from_checkpoint", "models", "mt_lif", "nn", "ops", "reference", "spike_count",
-           "stcb", "__version__"]
+           "from_checkpoint", "memory", "models", "mt_lif", "nn", "ops", "reference",
+           "spike_count", "stcb", "__version__"]

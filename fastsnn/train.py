@@ -321,6 +321,8 @@ def _finish(args, core, test_set, history, dist, info, name, callbacks, complete
         result.update(spike_rate=report.spike_rate,
                       spikes_per_neuron=report.spike_rate * args.T,
                       energy_ratio=report.ratio, energy=report.to_dict())
+        saved = _saved_bytes(core, test_set, args.batch_size // dist.world, dist.device)
+        result["saved_bytes"] = saved.as_dict()
     for cb in callbacks:
         if hasattr(cb, "on_train_end"):
             cb.on_train_end(core, result)
@@ -331,8 +333,24 @@ def _finish(args, core, test_set, history, dist, info, name, callbacks, complete
 
             plot_history(history, Path(args.out, f"{name}.png"), title=name)
         print(report.table())
+        print(f"saved for backward, one training step of {args.batch_size // dist.world}:")
+        print(saved)
         print(final_line(result))
     return result
+
+
+def _saved_bytes(core: nn.Module, data: Dataset, batch: int, device: torch.device):
+    """``fastsnn.memory.saved_bytes`` of one training step on ``batch`` samples (no lasting
+    effect on the model)."""
+    from .memory import saved_bytes
+
+    x = torch.stack([data[i][0] for i in range(min(batch, len(data)))])
+    was_training = core.training
+    core.train()
+    try:
+        return saved_bytes(core, _to_input(x, core, device))
+    finally:
+        core.train(was_training)
 
 
 def final_line(r: dict) -> str:

@@ -17,6 +17,7 @@ from torch import nn
 from ..export import reference_when_traced
 from ..nn.binary_conv import BinaryConv2d
 from ..nn.lif import MultiThresholdLIF
+from ..nn.spike_conv import save_spikes_as_bits
 from ._config import from_config
 from .layers import averaging_batch_norm
 
@@ -50,10 +51,12 @@ CONFIGS = {
 class ALBSNN(nn.Module):
     """``widths`` conv stages (3x3, BN, multi-threshold LIF), the stages listed in
     ``pool_after`` followed by 2x2 max pooling, then a 1x1 classifier conv + GAP, averaged
-    over T. Every conv after the first sees spikes, so each can run packed."""
+    over T. Every conv after the first sees spikes, so each can run packed; with
+    ``spike_convs`` (default) training keeps those spikes as bits for backward."""
 
     def __init__(self, num_classes: int, in_channels: int = 1, widths=(32, 64, 128),
-                 pool_after=(0, 1), T: int = 1, levels: int = 1, **lif_kw):
+                 pool_after=(0, 1), T: int = 1, levels: int = 1, spike_convs: bool = True,
+                 **lif_kw):
         super().__init__()
         if T < 1:
             raise ValueError(f"T must be >= 1, got {T!r}")
@@ -68,6 +71,8 @@ class ALBSNN(nn.Module):
         self.classifier = BinaryConv2d(cin, num_classes, 1, bias=True, levels=levels)
         self.classifier.set_binarized(False)
         averaging_batch_norm(self)  # eval statistics right after a short run too
+        if spike_convs:  # training keeps spikes (the convs' inputs) as bits for backward
+            save_spikes_as_bits(self)
 
     @classmethod
     def from_dataset(cls, dataset: str, **overrides) -> ALBSNN:

@@ -7,12 +7,12 @@ once on the ``[T*N, ...]`` fold, so one kernel launch covers every time step.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Union
+from typing import Optional, Union
 
 import torch
 from torch import nn
 
-from ..nn import MultiThresholdLIF
+from ..nn import MultiThresholdLIF, SpikeConv2d, SpikeMaxPool2d
 
 # A feature spec: an int is a 3x3 conv (stride 1, "same" padding) to that many channels
 # followed by batch norm and a spiking neuron; "M" / "A" a 2x2 max / average pool.
@@ -117,20 +117,30 @@ class Readout(nn.Module):
         return self.fc(x).mean(0)
 
 
-def conv_stack(in_channels: int, spec: FeatureSpec, neuron: Callable[[], nn.Module]
-               ) -> tuple[nn.Sequential, int]:
-    """Time-distributed conv-BN-neuron / pooling layers from ``spec``; ``(stack, channels)``."""
+def conv_stack(in_channels: int, spec: FeatureSpec, neuron: Callable[[], nn.Module],
+               spike_levels: Optional[int] = None) -> tuple[nn.Sequential, int]:
+    """Time-distributed conv-BN-neuron / pooling layers from ``spec``; ``(stack, channels)``.
+
+    ``spike_levels``: the stack's input and its neurons' outputs are spikes ``0..levels``;
+    a conv whose input is spikes (not average-pooled) is then a ``SpikeConv2d``, max pooling
+    of spikes a ``SpikeMaxPool2d``.
+    """
     layers: list[nn.Module] = []
     channels = in_channels
+    spikes = spike_levels is not None
     for item in spec:
         if item == "M":
-            layers.append(TimeDistributed(nn.MaxPool2d(2)))
+            layers.append(TimeDistributed(SpikeMaxPool2d(2, levels=spike_levels) if spikes
+                                          else nn.MaxPool2d(2)))
         elif item == "A":
             layers.append(TimeDistributed(nn.AvgPool2d(2)))
+            spikes = False
         elif isinstance(item, int) and not isinstance(item, bool) and item > 0:
-            layers += [TimeDistributed(nn.Conv2d(channels, item, 3, padding=1, bias=False)),
-                       TimeDistributed(nn.BatchNorm2d(item)), neuron()]
+            conv = (SpikeConv2d(channels, item, 3, padding=1, bias=False, levels=spike_levels)
+                    if spikes else nn.Conv2d(channels, item, 3, padding=1, bias=False))
+            layers += [TimeDistributed(conv), TimeDistributed(nn.BatchNorm2d(item)), neuron()]
             channels = item
+            spikes = spike_levels is not None
         else:
             raise ValueError(f"feature spec items are channel counts or 'M'/'A', got {item!r}")
     return nn.Sequential(*layers), channels

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..export import reference_when_traced
+from ..nn.spike_conv import save_spikes_as_bits
 from ._config import from_config
 from .layers import (
     FeatureSpec,
@@ -51,6 +52,9 @@ class MTSNN(nn.Module):
     ``features``: conv channel counts and ``"M"``/``"A"`` 2x2 pooling (the first entry must
     be a conv); ``hidden``: spiking fully connected widths; neurons are ``MultiThresholdLIF``
     with ``levels`` thresholds, fixed ``decay``, ``reset`` and one of the three surrogates.
+    ``spike_convs`` (default on): convs on spikes are ``SpikeConv2d`` and training keeps
+    spikes as bits for backward (``fastsnn.nn.save_spikes_as_bits``); same values and
+    gradients, less memory.
     ``forward(x [N, C, H, W]) -> logits [N, num_classes]`` (mean over the T steps).
     """
 
@@ -61,7 +65,7 @@ class MTSNN(nn.Module):
                  T: int = 2, levels: int = 3, surrogate: str = "rect", threshold: float = 1.0,
                  decay: float = 0.5, reset: str = "hard", width: Optional[float] = None,
                  detach_reset: bool = False, dropout: float = 0.0,
-                 backend: Optional[str] = None):
+                 backend: Optional[str] = None, spike_convs: bool = True):
         super().__init__()
         if not isinstance(T, int) or T < 1:
             raise ValueError(f"T must be an int >= 1, got {T!r}")
@@ -75,11 +79,14 @@ class MTSNN(nn.Module):
         self.encoder = nn.Sequential(nn.Conv2d(in_channels, first, 3, padding=1, bias=False),
                                      nn.BatchNorm2d(first))
         self.encoder_neuron = neuron()
-        self.features, _ = conv_stack(first, features[1:], neuron)
+        self.features, _ = conv_stack(first, features[1:], neuron,
+                                      spike_levels=levels if spike_convs else None)
         flat = output_features(self.features, torch.zeros(1, 1, first, *input_size))
         self.hidden, width_out = dense_stack(flat, hidden, neuron, dropout)
         self.readout = Readout(width_out, num_classes)
         averaging_batch_norm(self)  # eval statistics right after a short run too
+        if spike_convs:  # training keeps spikes as bits for backward (same values)
+            save_spikes_as_bits(self)
 
     @classmethod
     def from_dataset(cls, dataset: str, **overrides) -> MTSNN:

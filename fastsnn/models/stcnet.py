@@ -22,6 +22,7 @@ from torch import nn
 
 from ..nn import SynapticConvBlock
 from ..export import reference_when_traced
+from ..nn.spike_conv import save_spikes_as_bits
 from ._config import from_config
 from .layers import (
     FeatureSpec,
@@ -57,7 +58,8 @@ class STCNet(nn.Module):
     linear layer and its neurons. ``surrogate``, ``threshold`` and ``backend`` reach every
     neuron, ``reset``/``width``/``detach_reset`` all but the block's (which keeps
     ``SynapticConvBlock``'s defaults). ``forward(x) -> logits [N, num_classes]`` (mean over
-    T).
+    T). ``spike_convs`` (default on): convs on spikes are ``SpikeConv2d`` and training
+    keeps spikes as bits for backward; same values and gradients, less memory.
     """
 
     input_time_major = True  # energy accounting: the batch is dim 1 of the input
@@ -68,7 +70,8 @@ class STCNet(nn.Module):
                  temporal: str = "filter", surrogate: str = "rect", threshold: float = 1.0,
                  reset: str = "hard", width: Optional[float] = None,
                  detach_reset: bool = False, dropout: float = 0.0,
-                 fc_batch_norm: bool = True, backend: Optional[str] = None):
+                 fc_batch_norm: bool = True, backend: Optional[str] = None,
+                 spike_convs: bool = True):
         super().__init__()
         if not features or not isinstance(features[0], int):
             raise ValueError(f"features must start with a conv channel count, got {features!r}")
@@ -79,7 +82,8 @@ class STCNet(nn.Module):
         self.block = (_synaptic_block(in_channels, first, levels, temporal, surrogate=surrogate,
                                       threshold=threshold, backend=backend) if synaptic
                       else _plain_block(in_channels, first, neuron))
-        self.features, _ = conv_stack(first, features[1:], neuron)
+        self.features, _ = conv_stack(first, features[1:], neuron,
+                                      spike_levels=levels if spike_convs else None)
         body = nn.Sequential(self.block, self.features)
         flat = output_features(body, torch.zeros(1, 1, in_channels, *input_size))
         # PLIF neurons take (1 - decay) = 1/2 of their input at init: without batch norm
@@ -87,6 +91,8 @@ class STCNet(nn.Module):
         self.hidden, width_out = dense_stack(flat, hidden, neuron, dropout, fc_batch_norm)
         self.readout = Readout(width_out, num_classes)
         averaging_batch_norm(self)  # eval statistics right after a short run too
+        if spike_convs:  # training keeps spikes as bits for backward (same values)
+            save_spikes_as_bits(self)
 
     @classmethod
     def from_dataset(cls, dataset: str, **overrides) -> STCNet:

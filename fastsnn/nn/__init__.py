@@ -2,8 +2,10 @@
 
 from .binary_conv import BinaryConv2d
 from .lif import MultiThresholdLIF
+from .spike_conv import SpikeConv2d, SpikeLinear, SpikeMaxPool2d, save_spikes_as_bits
 from .stcb import STCB
 from .synaptic import CausalTemporalConv, SynapticConvBlock
 
 __all__ = ["STCB", "BinaryConv2d", "CausalTemporalConv", "MultiThresholdLIF",
-           "SynapticConvBlock"]
+           "SpikeConv2d", "SpikeLinear", "SpikeMaxPool2d", "SynapticConvBlock",
+           "save_spikes_as_bits"]
