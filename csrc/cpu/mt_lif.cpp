@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "cpu/memory.h"
 #include "cpu/mt_lif_step.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
@@ -237,6 +238,11 @@ void mt_lif_forward(const MtLifParams& p, const scalar_t* x, const acc_t* decay,
   const Geometry g = make_geometry(p);
   const ForwardArgs<scalar_t, acc_t> a{x, decay, p.syn_size ? syn : nullptr,
                                        p.has_v0 ? v0 : nullptr, s, saved, j};
+  const size_t n = size_t(p.T * p.step());
+  advise_huge_pages(s, n * sizeof(scalar_t));  // fresh outputs: fewer page faults
+  if (p.save == Save::H) advise_huge_pages(saved, n * sizeof(acc_t));
+  if (p.save == Save::Sg) advise_huge_pages(saved, n * sizeof(scalar_t));
+  if (p.save_j) advise_huge_pages(j, n * sizeof(acc_t));
   auto* tile = p.levels == 1   ? &forward_tile<1, scalar_t, acc_t>
                : p.levels <= 4 ? &forward_tile<4, scalar_t, acc_t>
                                : &forward_tile<0, scalar_t, acc_t>;
@@ -257,6 +263,7 @@ void mt_lif_backward(const MtLifParams& p, const scalar_t* grad_s, const scalar_
       p.has_v0 ? gv0 : nullptr, p.decay_grad ? decay_slots.data() : nullptr,
       has_syn && p.syn_grad ? syn_slots.data() : nullptr};
   if (p.has_v0) std::fill_n(gv0, p.step(), acc_t(0));  // stays 0 when T == 0
+  advise_huge_pages(gx, size_t(p.T * p.step()) * sizeof(scalar_t));
   auto* tile = p.levels == 1   ? &backward_tile<1, scalar_t, acc_t>
                : p.levels <= 4 ? &backward_tile<4, scalar_t, acc_t>
                                : &backward_tile<0, scalar_t, acc_t>;

@@ -12,6 +12,7 @@
 
 #include "common/binary_conv.h"
 #include "cpu/binary_conv.h"
+#include "torch/threads.h"
 
 #ifdef FASTSNN_WITH_CUDA
 #include <c10/cuda/CUDAGuard.h>
@@ -111,6 +112,7 @@ at::Tensor forward_cpu(const at::Tensor& x, const at::Tensor& wpacked, const Opt
                        const OptTensor& bias, at::IntArrayRef stride, at::IntArrayRef padding,
                        at::IntArrayRef dilation, int64_t kh, int64_t kw, int64_t activation,
                        int64_t bits) {
+  const IntraOpThreads threads;  // torch.set_num_threads governs the kernel (torch/threads.h)
   const BinaryConvParams p =
       make_params(x, wpacked, alpha, bias, stride, padding, dilation, kh, kw, activation, bits);
   const cpu::PopcountIsa isa = current_isa();  // read per call: tests force each path

@@ -9,6 +9,7 @@
 
 #include "common/stcb.h"
 #include "cpu/stcb.h"
+#include "torch/threads.h"
 
 #ifdef FASTSNN_WITH_CUDA
 #include <c10/cuda/CUDAGuard.h>
@@ -77,6 +78,7 @@ at::Tensor count_output(const at::Tensor& s) {
 std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& a, int64_t T, int64_t levels,
                                                double threshold, bool count_only,
                                                bool save_mask) {
+  const IntraOpThreads threads;  // torch.set_num_threads governs the kernel (torch/threads.h)
   const StcbParams p = forward_params(a, T, levels, threshold, count_only, save_mask);
   auto [out, mask] = forward_outputs(a, p);
   if (a.scalar_type() == at::kFloat) {
@@ -92,6 +94,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& a, int64_t T, i
 
 at::Tensor backward_cpu(const at::Tensor& grad, const at::Tensor& mask, int64_t T,
                         double scale, bool count_only) {
+  const IntraOpThreads threads;  // torch.set_num_threads governs the kernel (torch/threads.h)
   const StcbBackwardParams p = backward_params(grad, mask, T, scale, count_only);
   at::Tensor ga = at::empty({p.E}, grad.options());
   if (grad.scalar_type() == at::kFloat) {
@@ -106,6 +109,7 @@ at::Tensor backward_cpu(const at::Tensor& grad, const at::Tensor& mask, int64_t 
 }
 
 at::Tensor spike_count_cpu(const at::Tensor& s) {
+  const IntraOpThreads threads;  // torch.set_num_threads governs the kernel (torch/threads.h)
   at::Tensor out = count_output(s);
   const int64_t T = s.size(0), E = out.numel();
   if (s.scalar_type() == at::kFloat) {
