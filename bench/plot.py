@@ -11,7 +11,7 @@ def panel_series(rows, panel) -> dict[str, list[tuple[float, float]]]:
     """{impl: [(scale, median_ms), ...]} of one panel's rows, plus "byte floor" (ours)."""
     series: dict[str, list[tuple[float, float]]] = {}
     for r in rows:
-        if r["panel"] != panel["name"]:
+        if r.get("panel") != panel["name"]:
             continue
         if r["impl"] in (panel["ours"],) + tuple(panel["peers"]):
             series.setdefault(r["impl"], []).append((r["scale"], r["median_ms"]))

@@ -40,7 +40,8 @@ def _peer(rows_by_impl, peer, ours_row) -> str:
 
 
 def headline(data) -> list[str]:
-    lines = []
+    lines = [] if data.get("panels") else ["(no plot panels in this file, an older run: "
+                                           "see --all)"]
     for panel in data.get("panels", []):
         peers = list(panel["peers"])
         lines += [f"\n**{panel['name']}** (fastsnn `{panel['ours']}`)\n",
