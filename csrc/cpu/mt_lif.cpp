@@ -177,18 +177,21 @@ struct BackwardArgs {
   double *decay_slots, *syn_slots;  // one per row piece; null when not asked for
 };
 
-template <int KMax, class S, class A>
+template <int KMax, bool DecayGrad, class S, class A>
 FASTSNN_INLINE void backward_step_h_of(Surrogate kind, const StepConsts<A>& k,
                                        const LaneParams<A>& lp, const A* h, const A* hp,
                                        bool prev_from_h, const BackwardStep<S, A>& io,
                                        int64_t n, BackwardState<A>& st) {
   switch (kind) {
     case Surrogate::Rect:
-      return backward_step_h<Surrogate::Rect, KMax>(k, lp, h, hp, prev_from_h, io, n, st);
+      return backward_step_h<Surrogate::Rect, KMax, DecayGrad>(k, lp, h, hp, prev_from_h, io,
+                                                               n, st);
     case Surrogate::Triangle:
-      return backward_step_h<Surrogate::Triangle, KMax>(k, lp, h, hp, prev_from_h, io, n, st);
+      return backward_step_h<Surrogate::Triangle, KMax, DecayGrad>(k, lp, h, hp, prev_from_h,
+                                                                   io, n, st);
     case Surrogate::Sigmoid:
-      return backward_step_h<Surrogate::Sigmoid, KMax>(k, lp, h, hp, prev_from_h, io, n, st);
+      return backward_step_h<Surrogate::Sigmoid, KMax, DecayGrad>(k, lp, h, hp, prev_from_h,
+                                                                  io, n, st);
   }
 }
 
@@ -213,7 +216,11 @@ FASTSNN_CLONES void backward_tile(const MtLifParams& p, const Tile& tl,
     if (p.save == Save::H) {
       const A* h = static_cast<const A*>(a.saved) + off;
       const A* hp = !p.decay_grad ? zeros : t > 0 ? h - step : first;
-      backward_step_h_of<KMax>(p.surrogate, k, lp, h, hp, p.decay_grad && t > 0, io, n, st);
+      if (p.decay_grad) {
+        backward_step_h_of<KMax, true>(p.surrogate, k, lp, h, hp, t > 0, io, n, st);
+      } else {  // u[t-1] and the decay accumulator are not needed: a lighter loop
+        backward_step_h_of<KMax, false>(p.surrogate, k, lp, h, hp, false, io, n, st);
+      }
     } else {
       const S* sg = static_cast<const S*>(a.saved) + off;
       if (p.reset == Reset::Hard) {
