@@ -8,8 +8,10 @@ same result (bfloat16 loosely) before anything is timed. The ``cpu`` / ``cuda`` 
 the weight already packed (``BinaryConv2d.pack()`` / ``PackedBinaryWeight``), as inference
 does; the ``<backend>+pack`` rows pass the float weight, binarised and packed in every call
 (the functional form, and a training step): the headline. Every row takes x as float32
-spikes, packed to bits inside the kernel. The row extras give the weight bytes
-packed, float32 and bfloat16.
+spikes, packed to bits inside the kernel. What the "+pack" rows add is the weight's
+binarisation and packing in Python (``reference.binary_conv.pack_weight``: a dozen small
+torch ops, ~4x the convolution's own time at 128 channels when measured under load), not
+the input. The row extras give the weight bytes packed, float32 and bfloat16.
 
 Floor (this 2-core AMD EPYC Zen 4 VM, AVX-512 VPOPCNTDQ): the kernel does
 N*Hout*Wout*Cout*bits*ceil(KK*ceil(Cin/32)/2) 64-bit AND+popcount+add, 8 per zmm instruction
