@@ -76,7 +76,7 @@ def structured(rows: np.ndarray) -> np.ndarray:
 
 
 def _cases(quick: bool):
-    sizes = (100_000,) if quick else (1_000_000, 10_000_000)
+    sizes = (50_000, 200_000) if quick else (1_000_000, 10_000_000)
     for n in sizes:
         for streams in (1, 32):
             for T in ((2, 10) if quick else (2, 4, 10)):
@@ -89,15 +89,20 @@ def run(suite) -> None:
     to_frame, tonic_note = _tonic_to_frame()
     if to_frame is None:
         suite.note(f"{OP}: tonic peer skipped: {tonic_note}")
+    panel = f"{OP} B=32 T=10 int64 events"
+    suite.panel(panel, "events", fast[0] if fast else "reference", ["tonic-ToFrame"],
+                targets={"tonic-ToFrame": 20.0})
     current = None  # (n, streams) -> rows and per-stream structured arrays, one at a time
     for n, streams, T in _cases(suite.quick):
         if current is None or current[0] != (n, streams):
             rows = make_streams(n, streams)
             current = ((n, streams), rows, [structured(s) for s in np.split(rows, streams)])
-        _bench_case(suite, current[1], current[2], streams, T, fast, to_frame)
+        in_panel = streams == 32 and T == 10
+        _bench_case(suite, current[1], current[2], streams, T, fast, to_frame,
+                    panel if in_panel else None)
 
 
-def _bench_case(suite, rows, samples, streams, T, fast, to_frame):
+def _bench_case(suite, rows, samples, streams, T, fast, to_frame, panel):
     device = suite.device
     n = len(rows)
     case = f"{n / 1e6:g}M ev B={streams} T={T}"
@@ -110,18 +115,19 @@ def _bench_case(suite, rows, samples, streams, T, fast, to_frame):
     for dtype in (torch.int64, torch.int32):
         ev = torch.from_numpy(rows).to(device=device, dtype=dtype)
         dt = str(dtype).replace("torch.", "")
-        fields = dict(op=OP, case=case, dtype=dt, direction="fwd", work=n, work_unit="event")
         floor = n * 4 * dtype.itemsize + out_bytes
+        fields = dict(op=OP, case=case, dtype=dt, direction="fwd", work=n, work_unit="event",
+                      bytes_moved=floor, panel=panel if dtype == torch.int64 else None,
+                      scale=n)
         for backend in fast:
             def call(b=backend, ev=ev):
                 return fastsnn.events_to_current(ev, SENSOR, T, offsets=offsets, backend=b)
             suite.verify(f"{OP} {backend} {case} {dt}", call(), want, exact=True)
-            suite.time(call, impl=backend, bytes_moved=floor, **fields)
+            suite.time(call, impl=backend, **fields)
         if tonic_s is not None:
-            suite.rows.append(Row(impl="tonic-ToFrame", median_ms=tonic_s * 1e3,
-                                  extra={"input": "structured arrays, one call per stream"},
-                                  **fields))
-        if n <= 1_000_000 and dtype == torch.int64:
+            suite.add(Row(impl="tonic-ToFrame", median_ms=tonic_s * 1e3,
+                          extra={"input": "structured arrays, one call per stream"}, **fields))
+        if n <= 1_000_000 and dtype == torch.int64 and not suite.quick:  # slow: ~1 s a call
             def reference(ev=ev):
                 return fastsnn.events_to_current(ev, SENSOR, T, offsets=offsets,
                                                  backend="reference")
@@ -132,7 +138,9 @@ def _bench_case(suite, rows, samples, streams, T, fast, to_frame):
         suite.verify(f"{OP} ToCurrent {case}", got, want, exact=True)
         _time_few(suite, lambda: [transform(s) for s in samples], impl="ToCurrent-loop",
                   op=OP, case=case, dtype="int64", direction="fwd", work=n, work_unit="event",
+                  bytes_moved=n * 4 * 8 + out_bytes,
                   extra={"input": "structured arrays, one call per stream"})
+    suite.end_case()
 
 
 def _time_tonic(suite, samples, T, to_frame, want, per):
@@ -146,7 +154,8 @@ def _time_tonic(suite, samples, T, to_frame, want, per):
         return [to_frame(s, SENSOR, n_event_bins=T) for s in samples]
     if per % T == 0:
         frames = torch.from_numpy(np.stack(loop(), axis=1).astype(np.float32))
-        suite.verify(f"{OP} tonic T={T} B={len(samples)}", frames, want, exact=True)
+        suite.verify(f"{OP} tonic T={T} B={len(samples)}", frames, want, exact=True,
+                     peer="tonic-ToFrame")
     else:
         suite.note(f"{OP}: tonic B={len(samples)} T={T} not verified: {per} events per "
                    f"stream is not divisible by T, tonic drops the last {per % T} of each")
@@ -157,4 +166,4 @@ def _time_tonic(suite, samples, T, to_frame, want, per):
 def _time_few(suite, fn, *, impl, **fields):
     """Slow peers: a median of a few runs, recorded like ``suite.time``."""
     sec = median_seconds(fn, suite.device, warmup=1, reps=3)
-    suite.rows.append(Row(impl=impl, median_ms=sec * 1e3, **fields))
+    suite.add(Row(impl=impl, median_ms=sec * 1e3, **fields))

@@ -90,6 +90,8 @@ def run(suite) -> None:
 def _bench_network(suite, device):
     cfg, shape, steps = _network_shapes(suite.quick)
     x = torch.randn(shape, device=device)
+    panel = f"stcsnn fwd+bwd {'x'.join(map(str, shape))} 4 STCBs"
+    suite.panel(panel, "T", "count", ["stepwise"])
     results = {}
     for T in steps:
         torch.manual_seed(0)
@@ -107,7 +109,8 @@ def _bench_network(suite, device):
             peak = _peak_bytes(step, device)
             row = suite.time(step, op="stcsnn", case=case, dtype="float32", impl=mode,
                              direction="fwd+bwd", work=x.shape[0], work_unit="img",
-                             extra={"saved_bytes": saved, "peak_bytes": peak})
+                             extra={"saved_bytes": saved, "peak_bytes": peak}, panel=panel,
+                             scale=T)
             results[(T, mode)] = (row.median_ms, saved, peak)
     _summarise(suite, steps, results)
 
@@ -140,11 +143,14 @@ def _op_backends(device, op):
 
 def _bench_ops(suite, device):
     E = (1 << 14) if suite.quick else (1 << 20)
-    for T in ((4,) if suite.quick else (4, 32)):
-        _bench_ops_case(suite, device, E, T)
+    panel = f"spike_count E={E}"
+    suite.panel(panel, "T", _op_backends(device, "spike_count")[0], ["torch.sum"],
+                targets={"torch.sum": 1.0})
+    for T in ((2, 8) if suite.quick else (4, 8, 32)):
+        _bench_ops_case(suite, device, E, T, panel)
 
 
-def _bench_ops_case(suite, device, E, T):
+def _bench_ops_case(suite, device, E, T, panel):
     a = (torch.rand(E, device=device) * 1.2 - 0.1) * T
     case = f"T={T} E={E}"
     common = dict(case=case, dtype="float32", direction="fwd", bytes_moved=4 * E * (T + 1),
@@ -160,5 +166,6 @@ def _bench_ops_case(suite, device, E, T):
         suite.verify(f"spike_count {backend} {case}", fastsnn.spike_count(s, backend=backend),
                      s.sum(0), exact=True)
         suite.time(lambda b=backend: fastsnn.spike_count(s, backend=b), op="spike_count",
-                   impl=backend, **common)
-    suite.time(lambda: s.sum(0), op="spike_count", impl="torch.sum", **common)
+                   impl=backend, panel=panel, scale=T, **common)
+    suite.time(lambda: s.sum(0), op="spike_count", impl="torch.sum", panel=panel, scale=T,
+               **common)

@@ -2,13 +2,20 @@
 
 Discovers every ``bench/bench_<op>.py``, runs its ``run(suite)`` (each configuration is
 verified against the reference before it is timed), prints one table and writes
-``bench/results/<host>-<device>.json`` plus a PNG plot of the speedups.
+``bench/results/<host>-<device>.json`` plus a PNG: one panel per op (time against T, batch
+or events, ours and the headline peers, the byte floor) and the headline speedups.
+
+Exit status 1 when a benchmark raised, which includes any result of ours that differs from
+the reference; a peer's disagreements are counted in its rows instead. ``--quick`` (small
+shapes, few repetitions, about a minute or two on two cores; ``make bench-quick``) writes to
+``build/bench-quick`` unless ``--out`` is given, so it never replaces the recorded results.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import pkgutil
 import sys
@@ -20,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from harness import Suite, write_results  # noqa: E402
-from plot import plot_suite  # noqa: E402
+from plot import plot_results  # noqa: E402
 
 
 def discover() -> list[str]:
@@ -33,8 +40,13 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="small shapes, few repetitions")
     parser.add_argument("--only", default="", help="comma-separated op names")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    parser.add_argument("--out", default=None,
+                        help="results folder (default bench/results; build/bench-quick with "
+                             "--quick)")
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = os.path.join(HERE, "..", "build", "bench-quick") if args.quick else \
+            os.path.join(HERE, "results")
     device = torch.device(args.device)
     suite = Suite(device, quick=args.quick)
     names = [n for n in discover() if not args.only or n in args.only.split(",")]
@@ -49,7 +61,8 @@ def main(argv=None) -> int:
     print(suite.table())
     path = write_results(suite, args.out, partial=bool(args.only))
     print(f"results: {path}")
-    png = plot_suite(suite, path[:-len(".json")] + ".png")
+    with open(path) as f:
+        png = plot_results(json.load(f), path[:-len(".json")] + ".png")
     if png:
         print(f"plot: {png}")
     if failed:

@@ -1,36 +1,105 @@
-"""Markdown summary of a benchmark JSON (bench/results/*.json) for the README.
+"""Markdown tables of a benchmark JSON (bench/results/*.json) for the README.
 
-    python tools/results_table.py bench/results/<host>-<device>.json
+    python tools/results_table.py bench/results/<host>-<device>.json          # headline
+    python tools/results_table.py bench/results/<host>-<device>.json --all    # every row
 
-One line per fast-backend row: the case, its median time and its speedup against every
-peer timed beside it in the same run.
+Headline: one line per point of each plot panel (ours against the headline peers at each
+value of the scaling variable): our median time, the byte floor (the op's least traffic at
+the measured ``clone()`` bandwidth) and the fraction of it reached, the speedup against each
+peer with a peer's disagreements with the reference (spike flips at threshold ties) when it
+had any, and the panel's targets, met or not. ``--all``: every row of ours, with the same
+columns against every peer timed beside it.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 
-BACKENDS = ("cpu", "triton", "cuda")
+OURS = ("reference", "cpu", "triton", "cuda")
 
 
-def main(path: str) -> None:
-    data = json.load(open(path))
-    print(f"{data['device']}, torch {data['torch']}, {data['threads']} threads, "
-          f"{data['date']}; copy bandwidth {data['copy_bandwidth_GBps']:.1f} GB/s\n")
-    print("| op | case | dtype | dir | backend | ms | % copy BW | speedup vs peers |")
-    print("|---|---|---|---|---|---|---|---|")
+def _is_ours(impl: str) -> bool:
+    return impl.split("+")[0] in OURS or impl.startswith("ToCurrent")
+
+
+def _floor(r) -> str:
+    if not r.get("floor_ms"):
+        return ""
+    return f"{r['floor_ms']:.3g} ms ({100 * r['frac_floor']:.0f} %)"
+
+
+def _peer(rows_by_impl, peer, ours_row) -> str:
+    p = rows_by_impl.get(peer)
+    if p is None:
+        return ""
+    text = f"{p['median_ms'] / ours_row['median_ms']:.2f}x"
+    if p.get("mismatches"):
+        text += f" ({p['mismatches']} of {p['compared']} differ)"
+    return text
+
+
+def headline(data) -> list[str]:
+    lines = [] if data.get("panels") else ["(no plot panels in this file, an older run: "
+                                           "see --all)"]
+    for panel in data.get("panels", []):
+        peers = list(panel["peers"])
+        lines += [f"\n**{panel['name']}** (fastsnn `{panel['ours']}`)\n",
+                  f"| {panel['scale_name']} | fastsnn ms | byte floor (reached) | "
+                  + " | ".join(f"vs {p}" for p in peers) + " | target |",
+                  "|---" * (4 + len(peers)) + "|"]
+        points = {}
+        for r in data["rows"]:
+            if r.get("panel") == panel["name"]:
+                points.setdefault(r["scale"], {})[r["impl"]] = r
+        for scale in sorted(points):
+            by_impl = points[scale]
+            ours = by_impl.get(panel["ours"])
+            if ours is None:
+                continue
+            verdicts = []
+            for peer, want in panel.get("targets", {}).items():
+                if peer in by_impl:
+                    got = by_impl[peer]["median_ms"] / ours["median_ms"]
+                    verdicts.append(f">= {want:g}x {peer}: {'met' if got >= want else 'not met'}")
+            if panel.get("floor_targets") and ours.get("frac_floor"):
+                ok = 1 / ours["frac_floor"] <= panel["floor_targets"]
+                verdicts.append(f"within {panel['floor_targets']:g}x of the floor: "
+                                f"{'met' if ok else 'not met'}")
+            lines.append(f"| {scale:g} | {ours['median_ms']:.3g} | {_floor(ours)} | "
+                         + " | ".join(_peer(by_impl, p, ours) for p in peers)
+                         + f" | {'; '.join(verdicts)} |")
+    return lines
+
+
+def every_row(data) -> list[str]:
+    lines = ["| op | case | dtype | dir | impl | ms | byte floor (reached) | speedup vs peers |",
+             "|---|---|---|---|---|---|---|---|"]
+    groups = {}
     for r in data["rows"]:
-        if r["impl"] not in BACKENDS:
+        groups.setdefault((r["op"], r["case"], r["dtype"], r["direction"]), {})[r["impl"]] = r
+    for r in data["rows"]:
+        if not _is_ours(r["impl"]) or r["impl"] == "reference":
             continue
-        peers = ", ".join(f"{k} {v:.1f}x" for k, v in r["speedup_vs"].items()
-                          if k not in BACKENDS)
-        frac = "" if r["frac_copy_bw"] is None else f"{100 * r['frac_copy_bw']:.0f}"
-        print(f"| {r['op']} | {r['case']} | {r['dtype']} | {r['direction']} | {r['impl']} "
-              f"| {r['median_ms']:.2f} | {frac} | {peers} |")
-    for note in data.get("notes", []):
-        print(f"\n- {note}")
+        group = groups[(r["op"], r["case"], r["dtype"], r["direction"])]
+        peers = ", ".join(f"{k} {_peer(group, k, r)}" for k in group if not _is_ours(k))
+        lines.append(f"| {r['op']} | {r['case']} | {r['dtype']} | {r['direction']} | "
+                     f"{r['impl']} | {r['median_ms']:.3g} | {_floor(r)} | {peers} |")
+    return lines
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("path")
+    parser.add_argument("--all", action="store_true", help="every row of ours")
+    args = parser.parse_args(argv)
+    with open(args.path) as f:
+        data = json.load(f)
+    print(f"{data['device']}, torch {data['torch']}, {data['threads']} threads, "
+          f"{data['date']}{' (quick)' if data.get('quick') else ''}; copy bandwidth "
+          f"{data['copy_bandwidth_GBps']:.1f} GB/s")
+    print("\n".join(every_row(data) if args.all else headline(data)))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main()

@@ -23,9 +23,7 @@
 #include <type_traits>
 #include <vector>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
+#include "cpu/memory.h"
 
 namespace fastsnn::cpu {
 namespace {
@@ -36,26 +34,6 @@ constexpr int64_t kMinParallelWork = 1 << 18;  // events + output elements for o
 // events accumulates straight into its output slab (same bits as the int32 path).
 constexpr int64_t kExactFloatCount = int64_t{1} << 24;
 constexpr int64_t kPrefetchBytes = 2048;
-
-// A large output is usually fresh memory that page-faults on first touch: transparent huge
-// pages cut that cost (42 MB, [10, 32, 2, 128, 128]: ~50 ms of 4 KB faults vs ~10 ms on the
-// 2-core VM this was measured on). Only a hint to the kernel, for the whole 2 MB pages
-// inside the buffer; a no-op where unsupported.
-void advise_huge_pages(void* data, size_t bytes) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
-  const uintptr_t first = reinterpret_cast<uintptr_t>(data);
-  const uintptr_t begin = (first + kHuge - 1) & ~(kHuge - 1);
-  const uintptr_t end = (first + bytes) & ~(kHuge - 1);
-  if (bytes >= 2 * kHuge && end > begin) {
-    madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-  }
-#else
-  (void)data;
-  (void)bytes;
-#endif
-}
-
 
 // starts[b*T + j]: global index of the first event of segment j of stream b; starts[B*T] = E.
 template <class index_t>

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "cpu/memory.h"
 #include "cpu/mt_lif_step.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
@@ -176,18 +177,21 @@ struct BackwardArgs {
   double *decay_slots, *syn_slots;  // one per row piece; null when not asked for
 };
 
-template <int KMax, class S, class A>
+template <int KMax, bool DecayGrad, class S, class A>
 FASTSNN_INLINE void backward_step_h_of(Surrogate kind, const StepConsts<A>& k,
                                        const LaneParams<A>& lp, const A* h, const A* hp,
                                        bool prev_from_h, const BackwardStep<S, A>& io,
                                        int64_t n, BackwardState<A>& st) {
   switch (kind) {
     case Surrogate::Rect:
-      return backward_step_h<Surrogate::Rect, KMax>(k, lp, h, hp, prev_from_h, io, n, st);
+      return backward_step_h<Surrogate::Rect, KMax, DecayGrad>(k, lp, h, hp, prev_from_h, io,
+                                                               n, st);
     case Surrogate::Triangle:
-      return backward_step_h<Surrogate::Triangle, KMax>(k, lp, h, hp, prev_from_h, io, n, st);
+      return backward_step_h<Surrogate::Triangle, KMax, DecayGrad>(k, lp, h, hp, prev_from_h,
+                                                                   io, n, st);
     case Surrogate::Sigmoid:
-      return backward_step_h<Surrogate::Sigmoid, KMax>(k, lp, h, hp, prev_from_h, io, n, st);
+      return backward_step_h<Surrogate::Sigmoid, KMax, DecayGrad>(k, lp, h, hp, prev_from_h,
+                                                                  io, n, st);
   }
 }
 
@@ -212,7 +216,11 @@ FASTSNN_CLONES void backward_tile(const MtLifParams& p, const Tile& tl,
     if (p.save == Save::H) {
       const A* h = static_cast<const A*>(a.saved) + off;
       const A* hp = !p.decay_grad ? zeros : t > 0 ? h - step : first;
-      backward_step_h_of<KMax>(p.surrogate, k, lp, h, hp, p.decay_grad && t > 0, io, n, st);
+      if (p.decay_grad) {
+        backward_step_h_of<KMax, true>(p.surrogate, k, lp, h, hp, t > 0, io, n, st);
+      } else {  // u[t-1] and the decay accumulator are not needed: a lighter loop
+        backward_step_h_of<KMax, false>(p.surrogate, k, lp, h, hp, false, io, n, st);
+      }
     } else {
       const S* sg = static_cast<const S*>(a.saved) + off;
       if (p.reset == Reset::Hard) {
@@ -237,6 +245,11 @@ void mt_lif_forward(const MtLifParams& p, const scalar_t* x, const acc_t* decay,
   const Geometry g = make_geometry(p);
   const ForwardArgs<scalar_t, acc_t> a{x, decay, p.syn_size ? syn : nullptr,
                                        p.has_v0 ? v0 : nullptr, s, saved, j};
+  const size_t n = size_t(p.T * p.step());
+  advise_huge_pages(s, n * sizeof(scalar_t));  // fresh outputs: fewer page faults
+  if (p.save == Save::H) advise_huge_pages(saved, n * sizeof(acc_t));
+  if (p.save == Save::Sg) advise_huge_pages(saved, n * sizeof(scalar_t));
+  if (p.save_j) advise_huge_pages(j, n * sizeof(acc_t));
   auto* tile = p.levels == 1   ? &forward_tile<1, scalar_t, acc_t>
                : p.levels <= 4 ? &forward_tile<4, scalar_t, acc_t>
                                : &forward_tile<0, scalar_t, acc_t>;
@@ -257,6 +270,7 @@ void mt_lif_backward(const MtLifParams& p, const scalar_t* grad_s, const scalar_
       p.has_v0 ? gv0 : nullptr, p.decay_grad ? decay_slots.data() : nullptr,
       has_syn && p.syn_grad ? syn_slots.data() : nullptr};
   if (p.has_v0) std::fill_n(gv0, p.step(), acc_t(0));  // stays 0 when T == 0
+  advise_huge_pages(gx, size_t(p.T * p.step()) * sizeof(scalar_t));
   auto* tile = p.levels == 1   ? &backward_tile<1, scalar_t, acc_t>
                : p.levels <= 4 ? &backward_tile<4, scalar_t, acc_t>
                                : &backward_tile<0, scalar_t, acc_t>;

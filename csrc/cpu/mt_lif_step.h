@@ -134,8 +134,9 @@ struct Terms {
 };
 
 // Save mode h: sg and du/dh from h[t]; u[t-1] = reset(hp) from hp = h[t-1] when prev_from_h,
-// else hp is u[t-1] itself (v0, or zeros before the first step / without decay gradient).
-template <Surrogate Kind, int KMax, class A>
+// else hp is u[t-1] itself (v0, or zeros before the first step). Without a decay gradient
+// (DecayGrad false) u[t-1] is not needed: prev is 0 and costs nothing.
+template <Surrogate Kind, int KMax, bool DecayGrad, class A>
 FASTSNN_INLINE Terms<A> terms_from_h(const StepConsts<A>& k, A h, A hp, bool prev_from_h) {
   A b1;
   const A sg = multi_bump<Kind, KMax>(h, k, &b1);
@@ -143,8 +144,12 @@ FASTSNN_INLINE Terms<A> terms_from_h(const StepConsts<A>& k, A h, A hp, bool pre
   const A d_hard = select(k.attached, kept - h * b1, kept);
   const A d_soft = select(k.attached, A(1) - k.sc.thr * sg, A(1));
   const A dudh = select(k.hard, d_hard, select(k.soft, d_soft, A(1)));
-  const A prev = select(prev_from_h, reset(hp, staircase<KMax>(hp, k), k), hp);
-  return {sg, dudh, prev};
+  if constexpr (!DecayGrad) {
+    return {sg, dudh, A(0)};
+  } else {
+    const A prev = select(prev_from_h, reset(hp, staircase<KMax>(hp, k), k), hp);
+    return {sg, dudh, prev};
+  }
 }
 
 // Save mode sg (no decay gradient; a hard reset only when detached, whose mask is s >= 1,
@@ -171,16 +176,19 @@ struct BackwardStep {
   S* gx;
 };
 
-// gh, gu, the decay and synaptic-decay accumulators, gj and gx of one lane.
-template <class S, class A>
+// gh, gu, the decay and synaptic-decay accumulators, gj and gx of one lane (the decay
+// accumulator only with DecayGrad: otherwise nobody reads it).
+template <bool DecayGrad, class S, class A>
 FASTSNN_INLINE void recurrence(const StepConsts<A>& k, const LaneParams<A>& lp,
                                const BackwardStep<S, A>& io, int64_t i, Terms<A> tm,
                                A* __restrict gu, A* __restrict gj, A* __restrict gdecay,
                                A* __restrict gsyn) {
   const A gh = widen(io.grad_s[i]) * tm.sg + gu[i] * tm.dudh;
   gu[i] = lp.lam[i] * gh;
-  const A u_term = select(k.plif, tm.prev - io.jt[i], tm.prev);  // u[t-1] (- j[t] for plif)
-  gdecay[i] = gdecay[i] + gh * u_term;
+  if constexpr (DecayGrad) {
+    const A u_term = select(k.plif, tm.prev - io.jt[i], tm.prev);  // u[t-1] (- j[t] for plif)
+    gdecay[i] = gdecay[i] + gh * u_term;
+  }
   const A gc = lp.c[i] * gh;  // c = 1 (stbp): exact
   const A gjt = select(k.syn, gc + gj[i], gc);
   gsyn[i] = gsyn[i] + gjt * io.jp[i];
@@ -189,15 +197,15 @@ FASTSNN_INLINE void recurrence(const StepConsts<A>& k, const LaneParams<A>& lp,
 }
 
 // One backward step in save mode h. `hp`: see terms_from_h.
-template <Surrogate Kind, int KMax, class S, class A>
+template <Surrogate Kind, int KMax, bool DecayGrad, class S, class A>
 FASTSNN_INLINE void backward_step_h(const StepConsts<A>& k0, const LaneParams<A>& lp,
                                     const A* __restrict h, const A* __restrict hp,
                                     bool prev_from_h, const BackwardStep<S, A>& io,
                                     int64_t n, BackwardState<A>& st) {
   const StepConsts<A> k = k0;  // a local copy: no store below can alias it
   for (int64_t i = 0; i < n; ++i) {
-    const Terms<A> tm = terms_from_h<Kind, KMax>(k, h[i], hp[i], prev_from_h);
-    recurrence(k, lp, io, i, tm, st.gu, st.gj, st.gdecay, st.gsyn);
+    const Terms<A> tm = terms_from_h<Kind, KMax, DecayGrad>(k, h[i], hp[i], prev_from_h);
+    recurrence<DecayGrad>(k, lp, io, i, tm, st.gu, st.gj, st.gdecay, st.gsyn);
   }
 }
 
@@ -211,7 +219,7 @@ FASTSNN_INLINE void backward_step_sg(const StepConsts<A>& k0, const LaneParams<A
   for (int64_t i = 0; i < n; ++i) {
     const A sv = Hard ? widen(s[i]) : A(0);
     const Terms<A> tm = terms_from_sg<Hard>(k, widen(saved[i]), sv);
-    recurrence(k, lp, io, i, tm, st.gu, st.gj, st.gdecay, st.gsyn);
+    recurrence<false>(k, lp, io, i, tm, st.gu, st.gj, st.gdecay, st.gsyn);  // sg: no decay grad
   }
 }
 

@@ -13,6 +13,7 @@
 #include "common/binary_conv.h"
 #include "checks.h"
 #include "cpu/binary_conv.h"
+#include "torch/threads.h"
 
 #ifdef FASTSNN_WITH_CUDA
 #include "cuda/binary_conv.h"
@@ -105,6 +106,7 @@ at::Tensor forward_cpu(const at::Tensor& x, const at::Tensor& wpacked,
                        const OptTensor& /*wsign*/, const OptTensor& alpha, const OptTensor& bias,
                        at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
                        int64_t kh, int64_t kw, int64_t activation, int64_t bits) {
+  const IntraOpThreads threads;  // torch.set_num_threads governs the kernel (torch/threads.h)
   const BinaryConvParams p =
       make_params(x, wpacked, alpha, bias, stride, padding, dilation, kh, kw, activation, bits);
   const cpu::PopcountIsa isa = current_isa();  // read per call: tests force each path

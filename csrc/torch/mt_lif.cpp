@@ -11,6 +11,7 @@
 #include "common/mt_lif.h"
 #include "cpu/mt_lif.h"
 #include "checks.h"
+#include "torch/threads.h"
 
 #ifdef FASTSNN_WITH_CUDA
 #include "cuda/mt_lif.h"
@@ -199,6 +200,7 @@ Tensors3 mt_lif_forward_cpu(const Tensor& x, const Tensor& decay, const OptTenso
                             const OptTensor& v0, double threshold, int64_t levels,
                             int64_t reset, int64_t surrogate, double width, bool detach_reset,
                             int64_t form, int64_t save, bool save_j) {
+  const IntraOpThreads threads;  // torch.set_num_threads governs the kernel (torch/threads.h)
   MtLifParams p = make_params(x, decay, syn, v0, threshold, levels, reset, surrogate, width,
                               detach_reset, form, save);
   p.save_j = save_j;
@@ -214,6 +216,7 @@ Tensors4 mt_lif_backward_cpu(const Tensor& grad_s, const Tensor& s, const Tensor
                              const OptTensor& v0, double threshold, int64_t levels,
                              int64_t reset, int64_t surrogate, double width, bool detach_reset,
                              int64_t form, int64_t save, bool decay_grad, bool syn_grad) {
+  const IntraOpThreads threads;  // torch.set_num_threads governs the kernel (torch/threads.h)
   const MtLifParams p =
       backward_params(grad_s, s, saved, j, decay, syn, v0, threshold, levels, reset,
                       surrogate, width, detach_reset, form, save, decay_grad, syn_grad);

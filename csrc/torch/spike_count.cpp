@@ -8,6 +8,7 @@
 
 #include "checks.h"
 #include "cpu/stcb.h"
+#include "torch/threads.h"
 
 #ifdef FASTSNN_WITH_CUDA
 #include "cuda/stcb.h"
@@ -26,6 +27,7 @@ at::Tensor count_output(const at::Tensor& s) {
 }
 
 at::Tensor spike_count_cpu(const at::Tensor& s) {
+  const IntraOpThreads threads;  // torch.set_num_threads governs the kernel (torch/threads.h)
   checks::dtype(s, kOp, "s", {at::kFloat, at::kDouble});
   at::Tensor out = count_output(s);
   const int64_t T = s.size(0), E = out.numel();

@@ -10,6 +10,7 @@
 #include "checks.h"
 #include "common/stcb.h"
 #include "cpu/stcb.h"
+#include "torch/threads.h"
 
 #ifdef FASTSNN_WITH_CUDA
 #include "cuda/stcb.h"
@@ -81,6 +82,7 @@ void dispatch_cpu(at::ScalarType t, F&& f) {
 std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& a, int64_t T, int64_t levels,
                                                double threshold, bool count_only,
                                                bool save_mask) {
+  const IntraOpThreads threads;  // torch.set_num_threads governs the kernel (torch/threads.h)
   const StcbParams p = forward_params(a, T, levels, threshold, count_only, save_mask);
   auto [out, mask] = forward_outputs(a, p);
   dispatch_cpu(a.scalar_type(), [&]<class A>() {
@@ -91,6 +93,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& a, int64_t T, i
 
 at::Tensor backward_cpu(const at::Tensor& grad, const at::Tensor& mask, int64_t T,
                         double scale, bool count_only) {
+  const IntraOpThreads threads;  // torch.set_num_threads governs the kernel (torch/threads.h)
   const StcbBackwardParams p = backward_params(grad, mask, T, scale, count_only);
   at::Tensor ga = at::empty({p.E}, grad.options());
   dispatch_cpu(grad.scalar_type(), [&]<class A>() {

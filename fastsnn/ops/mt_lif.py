@@ -90,6 +90,7 @@ def _setup_context(ctx, inputs, output):
     x, decay, syn_decay, v0, *options, save, save_j = inputs
     s, saved, j = output
     ctx.save_for_backward(s, saved, j, decay, syn_decay, v0)
+    ctx.set_materialize_grads(False)  # saved and j take no gradient: skip their zero fills
     ctx.options = tuple(options)
     ctx.save = save
 
@@ -99,6 +100,7 @@ def _autograd_backward(ctx, grad_s, _grad_saved, _grad_j):
     _, decay_grad, syn_grad, v0_grad = ctx.needs_input_grad[:4]
     if ctx.save == Save.NONE:
         raise RuntimeError("mt_lif: backward through a call made without grad enabled")
+    grad_s = torch.zeros_like(s) if grad_s is None else grad_s  # only saved / j were used
     gx, gdecay, gsyn, gv0 = OP.kernel("mt_lif_backward", ctx.backend)(
         grad_s.contiguous(), s, saved, j, decay, syn_decay, v0, *ctx.options, ctx.save,
         decay_grad, syn_grad and syn_decay is not None)
