@@ -29,8 +29,12 @@ class BinaryConv2d(nn.Module):
     * **train** (``module.train()``, binarised): ``F.conv2d`` on the binarised latent float
       weights; gradients reach ``W`` through the clipped straight-through estimator (and
       ``alpha = mean|W|``, which stays in the graph).
-    * **eval**: the packed popcount kernel (``fastsnn.binary_conv2d``); the packed weight is
-      cached until the latent weight changes.
+    * **eval**: the packed popcount kernel (``fastsnn.binary_conv2d``) on the latent weights
+      packed afresh at every call. No cache: an in-place edit of the weights (a fused
+      optimizer step, ``weight.data.clamp_``) changes neither ``_version`` nor the data
+      pointer, so no cheap key can tell that they changed, and a key read from ``data_ptr()``
+      breaks ``torch.compile`` and ``torch.export``. Packing reads ``Cout*Cin*KH*KW`` weights
+      once, small next to the convolution; call ``pack()`` for inference without it.
     * **full precision** (``set_binarized(False)``): ``F.conv2d`` on ``W`` itself, for
       layers that start in float and are binarised later (ALBSNN).
     * **packed** (after ``pack()``): the latent weights are dropped; the module holds the
@@ -63,7 +67,6 @@ class BinaryConv2d(nn.Module):
         self.backend, self.validate = backend, validate
         self.binarized, self.packed = True, False
         self._validated = False
-        self._cache: Optional[tuple] = None
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *self.kernel_size))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         self.reset_parameters()
@@ -97,19 +100,15 @@ class BinaryConv2d(nn.Module):
         self.register_buffer("weight_packed", words)
         self.register_buffer("alpha", alpha)
         self.packed = True
-        self._cache = None
 
     def _packed_weight(self) -> PackedBinaryWeight:
         return PackedBinaryWeight(self.weight_packed, self.alpha, self.in_channels,
                                   self.kernel_size)
 
-    def _eval_weight(self) -> PackedBinaryWeight:
-        """The packed form of the latent weights, re-packed only when they changed."""
-        w = self.weight
-        key = (w._version, w.data_ptr(), w.device, self.alpha_mode)
-        if self._cache is None or self._cache[0] != key:
-            self._cache = (key, PackedBinaryWeight.from_float(w.detach(), self.alpha_mode))
-        return self._cache[1]
+    def _packed_shapes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """Shapes of ``weight_packed`` and ``alpha`` for this layer's geometry."""
+        kh, kw = self.kernel_size
+        return (self.out_channels, kh * kw, -(-self.in_channels // 32)), (self.out_channels,)
 
     # ----------------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -123,7 +122,8 @@ class BinaryConv2d(nn.Module):
             self._validated = True
         if self.training and not self.packed:
             return float_path(x, self.weight, self.alpha_mode, self.bias, **conv)
-        weight = self._packed_weight() if self.packed else self._eval_weight()
+        weight = (self._packed_weight() if self.packed
+                  else PackedBinaryWeight.from_float(self.weight.detach(), self.alpha_mode))
         return binary_conv2d(x, weight, None, self.bias, activation=self.activation,
                              levels=self.levels, backend=self.backend, **conv)
 
@@ -132,9 +132,14 @@ class BinaryConv2d(nn.Module):
                               unexpected_keys, error_msgs):
         words = state_dict.get(prefix + "weight_packed")
         if words is not None and not self.packed:  # a packed state: become packed first
+            # Buffers of this layer's own shapes, not the incoming ones: the base class then
+            # reports a size mismatch for a state of another geometry, as nn.Conv2d does.
+            words_shape, alpha_shape = self._packed_shapes()
             alpha = state_dict.get(prefix + "alpha")
-            self._become_packed(torch.empty_like(words),
-                                None if alpha is None else torch.empty_like(alpha))
+            self._become_packed(
+                torch.empty(words_shape, dtype=torch.int32, device=words.device),
+                None if alpha is None else torch.empty(alpha_shape, dtype=alpha.dtype,
+                                                       device=alpha.device))
         elif words is None and self.packed and prefix + "weight" in state_dict:
             error_msgs.append(f"{prefix}: a packed BinaryConv2d cannot load latent float "
                               f"weights; load them into an unpacked BinaryConv2d")

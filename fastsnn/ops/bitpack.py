@@ -33,7 +33,12 @@ def bitpack(x: Tensor, *, bits: int = 1, dim: int = 1) -> Tensor:
     if x.is_complex():
         raise TypeError(f"x must be bool, integer or floating, got {x.dtype}")
     if x.dtype != torch.bool and x.numel() and not torch.compiler.is_compiling():
-        ok = (x >= 0) & (x < 2**bits)
+        top = 2**bits - 1
+        ok = x >= 0
+        # In a narrow integer dtype 2**bits may not exist (uint8 with bits=8 wraps to 0):
+        # compare against the largest value only where the dtype can exceed it.
+        if x.is_floating_point() or top < torch.iinfo(x.dtype).max:
+            ok &= x <= top
         if x.is_floating_point():
             ok &= x == torch.round(x)
         if not bool(ok.all()):
