@@ -7,6 +7,7 @@ Triton, CUDA) checked against it; ``fastsnn.backends()`` says which are availabl
 from . import data, models, nn, ops, reference
 from ._backends import BACKENDS
 from ._backends import backends as _backend_report
+from .data import ToCurrent
 from .ops import binary_conv2d, bitpack, events_to_current, mt_lif, spike_count, stcb
 
 __version__ = "0.1.0"
@@ -17,5 +18,6 @@ def backends() -> dict[str, dict[str, str]]:
     return _backend_report()
 
 
-__all__ = ["BACKENDS", "backends", "binary_conv2d", "bitpack", "data", "events_to_current",
-           "models", "mt_lif", "nn", "ops", "reference", "spike_count", "stcb", "__version__"]
+__all__ = ["BACKENDS", "ToCurrent", "backends", "binary_conv2d", "bitpack", "data",
+           "events_to_current", "models", "mt_lif", "nn", "ops", "reference", "spike_count",
+           "stcb", "__version__"]
