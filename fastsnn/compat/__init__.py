@@ -1,0 +1,5 @@
+"""Conversion of peer libraries' neurons into fastsnn modules (see docs/peers.md)."""
+
+from .spikingjelly import NotConvertible, from_spikingjelly
+
+__all__ = ["NotConvertible", "from_spikingjelly"]
