@@ -17,7 +17,8 @@ from spikingjelly.activation_based import functional, neuron, surrogate  # noqa:
 
 SURROGATES = [lambda: surrogate.Sigmoid(alpha=4.0), lambda: surrogate.Sigmoid(alpha=2.5),
               lambda: surrogate.PiecewiseQuadratic(alpha=1.0),
-              lambda: surrogate.PiecewiseQuadratic(alpha=2.0), lambda: surrogate.Rect(alpha=1.5)]
+              lambda: surrogate.PiecewiseQuadratic(alpha=2.0), lambda: surrogate.Rect(alpha=1.5),
+              lambda: surrogate.ATan(), lambda: surrogate.ATan(alpha=3.0)]
 
 
 def _node(kind, decay_input, v_reset, sg, detach, threshold, tau):
@@ -82,7 +83,7 @@ def test_nested_models_and_single_step_nodes():
 
 @pytest.mark.parametrize("node,match", [
     (lambda: neuron.LIFNode(v_reset=-0.2, step_mode="m"), "v_reset=-0.2"),
-    (lambda: neuron.LIFNode(surrogate_function=surrogate.ATan(), step_mode="m"), "ATan"),
+    (lambda: neuron.LIFNode(surrogate_function=surrogate.Erf(), step_mode="m"), "Erf"),
     (lambda: neuron.IFNode(store_v_seq=True, step_mode="m"), "store_v_seq"),
 ])
 def test_options_without_equivalent_name_the_node_and_option(node, match):

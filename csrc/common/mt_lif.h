@@ -7,8 +7,8 @@
 
 namespace fastsnn {
 
-enum class Reset : int { Hard = 0, Soft = 1, None = 2 };
-enum class Surrogate : int { Rect = 0, Triangle = 1, Sigmoid = 2 };
+enum class Reset : int { Hard = 0, Soft = 1, None = 2, SubtractNext = 3 };
+enum class Surrogate : int { Rect = 0, Triangle = 1, Sigmoid = 2, Atan = 3, FastSigmoid = 4 };
 enum class Form : int { Stbp = 0, Plif = 1 };
 // What the forward keeps for the backward (table in fastsnn/ops/mt_lif.py).
 enum class Save : int { None = 0, Sg = 1, H = 2 };

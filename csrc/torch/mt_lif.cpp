@@ -76,11 +76,12 @@ MtLifParams make_params(const Tensor& x, const Tensor& decay, const OptTensor& s
   TORCH_CHECK_VALUE(width > 0, "mt_lif: width must be > 0, got ", width);
   TORCH_CHECK_VALUE(levels >= 1 && levels <= (1 << 20),
                     "mt_lif: levels must be in [1, 2^20], got ", levels);
-  TORCH_CHECK_VALUE(reset >= 0 && reset <= 2,
-                    "mt_lif: reset must be 0 (hard), 1 (soft) or 2 (none), got ", reset);
-  TORCH_CHECK_VALUE(surrogate >= 0 && surrogate <= 2,
-                    "mt_lif: surrogate must be 0 (rect), 1 (triangle) or 2 (sigmoid), got ",
-                    surrogate);
+  TORCH_CHECK_VALUE(reset >= 0 && reset <= 3,
+                    "mt_lif: reset must be 0 (hard), 1 (soft), 2 (none) or 3 (subtract_next), "
+                    "got ", reset);
+  TORCH_CHECK_VALUE(surrogate >= 0 && surrogate <= 4,
+                    "mt_lif: surrogate must be 0 (rect), 1 (triangle), 2 (sigmoid), 3 (atan) "
+                    "or 4 (fast_sigmoid), got ", surrogate);
   TORCH_CHECK_VALUE(form == 0 || form == 1, "mt_lif: form must be 0 (stbp) or 1 (plif), got ",
                     form);
   TORCH_CHECK_VALUE(save >= 0 && save <= 2,

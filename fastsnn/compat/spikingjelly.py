@@ -16,11 +16,12 @@ SpikingJelly                fastsnn
 ``Sigmoid(alpha)``          ``surrogate="sigmoid", width=4/alpha``
 ``PiecewiseQuadratic(a)``   ``surrogate="triangle", width=1/a``
 ``Rect(alpha)``             ``surrogate="rect", width=1/alpha``
+``ATan(alpha)``             ``surrogate="atan", alpha=alpha``
 ==========================  ==================================================================
 
 The width is always set explicitly: SpikingJelly's surrogates do not scale with the
 threshold, ours default to ``width = threshold``. Options without an equivalent yet
-(``v_reset`` other than 0, other surrogates such as ``ATan``, ``store_v_seq``) raise
+(``v_reset`` other than 0, other surrogates, ``store_v_seq``) raise
 ``NotConvertible`` naming the node and the option. Single-step nodes (``step_mode="s"``) are
 left in place: they run one step per call, our modules all steps at once.
 """
@@ -33,10 +34,7 @@ import torch
 from torch import nn
 
 from ..nn.lif import MultiThresholdLIF
-
-
-class NotConvertible(ValueError):
-    """A peer module whose options have no fastsnn equivalent."""
+from .errors import NotConvertible
 
 
 def from_spikingjelly(model: nn.Module, *, backend=None) -> nn.Module:
@@ -112,21 +110,22 @@ def _common_options(node: nn.Module, where: str) -> dict:
         raise NotConvertible(f"{name}: v_reset={v_reset!r} is not supported yet (hard reset "
                              f"to 0 or soft reset, v_reset=None)")
     threshold = float(node.v_threshold)
-    surrogate, width = _surrogate(node.surrogate_function, name)
-    return dict(threshold=threshold, reset=reset, surrogate=surrogate, width=width,
-                detach_reset=bool(node.detach_reset))
+    return dict(threshold=threshold, reset=reset, detach_reset=bool(node.detach_reset),
+                **_surrogate(node.surrogate_function, name))
 
 
-def _surrogate(fn, name: str) -> tuple[str, float]:
+def _surrogate(fn, name: str) -> dict:
     kind = type(fn).__name__
     alpha = float(getattr(fn, "alpha", math.nan))
     if not getattr(fn, "spiking", True):
         raise NotConvertible(f"{name}: surrogate {kind}(spiking=False) emits analog values")
     if kind == "Sigmoid":
-        return "sigmoid", 4.0 / alpha
+        return dict(surrogate="sigmoid", width=4.0 / alpha)
     if kind == "PiecewiseQuadratic":
-        return "triangle", 1.0 / alpha
+        return dict(surrogate="triangle", width=1.0 / alpha)
     if kind == "Rect":
-        return "rect", 1.0 / alpha
+        return dict(surrogate="rect", width=1.0 / alpha)
+    if kind == "ATan":
+        return dict(surrogate="atan", alpha=alpha)
     raise NotConvertible(f"{name}: surrogate {kind} is not supported yet (Sigmoid, "
-                         f"PiecewiseQuadratic and Rect are)")
+                         f"PiecewiseQuadratic, Rect and ATan are)")

@@ -48,8 +48,9 @@ from .. import _backends
 from ..reference.mt_lif import compute_dtype
 from ..reference.mt_lif import mt_lif as reference_mt_lif
 from ..reference.surrogate import SURROGATES
+from .lif_options import decay_from, surrogate_parameter
 
-RESETS = ("hard", "soft", "none")
+RESETS = ("hard", "soft", "none", "subtract_next")
 FORMS = ("stbp", "plif")
 SAVE_NONE, SAVE_SG, SAVE_H = 0, 1, 2
 KERNEL = "mt_lif_forward"
@@ -154,8 +155,8 @@ def _param(p, name: str, x: Tensor, acc: torch.dtype) -> Tensor:
         raise ValueError(f"{name} must be a float, a 0-d tensor or a [C] tensor with "
                          f"C = x.shape[2] = {channels}; got shape {tuple(p.shape)}")
     if not torch.compiler.is_compiling() and p.numel() and not bool(
-            ((p > 0) & (p <= 1)).all()):
-        raise ValueError(f"{name} must lie in (0, 1]; got values in "
+            ((p >= 0) & (p <= 1)).all()):
+        raise ValueError(f"{name} must lie in [0, 1]; got values in "
                          f"[{p.min().item():g}, {p.max().item():g}]")
     return p.reshape(-1).to(acc).contiguous()
 
@@ -173,8 +174,6 @@ def _check(x, threshold, levels, reset, surrogate, width, form, v0, backend):
         raise ValueError(f"levels must be an int >= 1, got {levels!r}")
     if not threshold > 0:
         raise ValueError(f"threshold must be > 0, got {threshold!r}")
-    if width is not None and not width > 0:
-        raise ValueError(f"width must be > 0, got {width!r}")
     if reset not in RESETS:
         raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
     if surrogate not in SURROGATES:
@@ -204,11 +203,12 @@ def _rounded(value: float, acc: torch.dtype) -> float:
     return struct.unpack("f", struct.pack("f", float(value)))[0]
 
 
-def mt_lif(x: Tensor, decay: Union[float, Tensor] = 0.5, *, threshold: float = 1.0,
+def mt_lif(x: Tensor, decay: Union[None, float, Tensor] = None, *, threshold: float = 1.0,
            levels: int = 1, reset: str = "hard", surrogate: str = "rect",
            width: Optional[float] = None, detach_reset: bool = False, form: str = "stbp",
            syn_decay: Union[None, float, Tensor] = None, v0: Optional[Tensor] = None,
-           backend: Optional[str] = None) -> Tensor:
+           tau: Union[None, float, Tensor] = None, alpha: Optional[float] = None,
+           slope: Optional[float] = None, backend: Optional[str] = None) -> Tensor:
     """Spikes of a multi-threshold LIF neuron over time; same shape and dtype as ``x``.
 
     ``x`` is ``[T, N, C, ...]``. Per element and step: optional synaptic current
@@ -216,11 +216,15 @@ def mt_lif(x: Tensor, decay: Union[float, Tensor] = 0.5, *, threshold: float = 1
     ``1 - decay`` for ``"plif"``), spike ``s`` = number of thresholds ``k*threshold``
     (k = 1..``levels``) reached, then ``reset`` ("hard" to 0, "soft" subtracts
     ``threshold*s``, "none"). ``decay``/``syn_decay`` are floats, 0-d or ``[C]`` tensors
-    (C = ``x.shape[2]``) and may require grad; ``v0`` is the initial membrane.
-    Gradients use the surrogate ``surrogate`` of width ``width`` (default ``threshold``)
-    per threshold; the three surrogate shapes are a reconstruction of paper A's
-    approximated derivatives (SPEC.md section 1).
+    (C = ``x.shape[2]``) in [0, 1] (default 0.5) and may require grad; ``tau`` is the
+    alternative spelling ``decay = 1 - 1/tau`` (tau >= 1), never given with ``decay``;
+    ``v0`` is the initial membrane.
+    Gradients use the surrogate ``surrogate`` per threshold: "rect", "triangle" and
+    "sigmoid" of width ``width`` (default ``threshold``; a reconstruction of paper A's
+    approximated derivatives), "atan" with SpikingJelly's ``alpha`` (default 2) and
+    "fast_sigmoid" with snnTorch's ``slope`` (default 25) (SPEC.md section 1).
     """
+    decay = decay_from(decay, tau)
     chosen = _backends.choose(backend, x.device if isinstance(x, Tensor) else
                               torch.device("cpu"), KERNEL)
     _check(x, threshold, levels, reset, surrogate, width, form, v0, chosen)
@@ -228,7 +232,7 @@ def mt_lif(x: Tensor, decay: Union[float, Tensor] = 0.5, *, threshold: float = 1
     decay_t = _param(decay, "decay", x, acc)
     syn_t = None if syn_decay is None else _param(syn_decay, "syn_decay", x, acc)
     threshold = _rounded(threshold, acc)
-    width = threshold if width is None else _rounded(width, acc)
+    width = _rounded(surrogate_parameter(surrogate, threshold, width, alpha, slope), acc)
     if chosen == "reference":
         return reference_mt_lif(x, decay_t if decay_t.numel() > 1 else decay_t.reshape(()),
                           threshold=threshold, levels=levels, reset=reset,
