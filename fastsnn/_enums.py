@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-# Member order = value order; names as in the header, upper case.
-Reset = IntEnum("Reset", [("HARD", 0), ("SOFT", 1), ("NONE", 2)])
-Surrogate = IntEnum("Surrogate", [("RECT", 0), ("TRIANGLE", 1), ("SIGMOID", 2)])
+# Member order = value order; names as in the header, upper snake case (SubtractNext ->
+# SUBTRACT_NEXT, whose option string is "subtract_next").
+Reset = IntEnum("Reset", [("HARD", 0), ("SOFT", 1), ("NONE", 2), ("SUBTRACT_NEXT", 3)])
+Surrogate = IntEnum("Surrogate", [("RECT", 0), ("TRIANGLE", 1), ("SIGMOID", 2), ("ATAN", 3),
+                                  ("FAST_SIGMOID", 4)])
 Form = IntEnum("Form", [("STBP", 0), ("PLIF", 1)])
 # What mt_lif's forward keeps for the backward (table in fastsnn/ops/mt_lif.py).
 Save = IntEnum("Save", [("NONE", 0), ("SG", 1), ("H", 2)])

@@ -35,7 +35,9 @@ from .._enums import Form, Reset, Save, Surrogate
 # The enum values (fastsnn/_enums.py) as compile-time constants the kernel bodies compare
 # their constexpr options with; host code uses the IntEnums themselves.
 RECT, TRIANGLE = tl.constexpr(int(Surrogate.RECT)), tl.constexpr(int(Surrogate.TRIANGLE))
+ATAN, FAST_SIGMOID = tl.constexpr(int(Surrogate.ATAN)), tl.constexpr(int(Surrogate.FAST_SIGMOID))
 HARD, SOFT = tl.constexpr(int(Reset.HARD)), tl.constexpr(int(Reset.SOFT))
+SUBTRACT_NEXT = tl.constexpr(int(Reset.SUBTRACT_NEXT))
 STBP, PLIF = tl.constexpr(int(Form.STBP)), tl.constexpr(int(Form.PLIF))
 SAVE_SG, SAVE_H = tl.constexpr(int(Save.SG)), tl.constexpr(int(Save.H))
 NUM_WARPS = 4
@@ -48,6 +50,12 @@ def _bump(z, a, SURROGATE: tl.constexpr):
         g = tl.where(tl.abs(z) < a * 0.5, 1.0 / a, 0.0)
     elif SURROGATE == TRIANGLE:
         g = tl.maximum(1.0 - tl.abs(z) / a, 0.0) / a
+    elif SURROGATE == ATAN:  # a = alpha: (a/2) * 1 / (1 + (pi/2 * (a*z))^2)
+        t = 1.5707963267948966 * (a * z)
+        g = (a * 0.5) * (1.0 / (1.0 + t * t))
+    elif SURROGATE == FAST_SIGMOID:  # a = slope
+        d = a * tl.abs(z) + 1.0
+        g = 1.0 / (d * d)
     else:  # sigmoid: logistic of 4z/a
         sig = 1.0 / (1.0 + tl.exp(-(4.0 * z / a)))
         g = (4.0 / a) * sig * (1.0 - sig)
@@ -74,7 +82,8 @@ def _staircase(h, thr, LEVELS: tl.constexpr):
 
 @triton.jit
 def _reset(h, s, thr, RESET: tl.constexpr):
-    """u[t] from h[t] and s[t]: hard to 0 on h >= threshold, soft subtracts, or none."""
+    """u[t] from h[t] and s[t]: hard to 0 on h >= threshold, soft subtracts, or none
+    (none and subtract_next carry h)."""
     if RESET == HARD:
         u = tl.where(h >= thr, 0.0, h)
     elif RESET == SOFT:
@@ -123,6 +132,8 @@ def _mt_lif_fwd_kernel(x_ptr, decay_ptr, syn_ptr, v0_ptr, s_ptr, saved_ptr, j_pt
             h = lam * u + j
         else:
             h = lam * u + c * j
+        if RESET == SUBTRACT_NEXT:  # the last step's spikes, off the carried membrane
+            h = h - thr * _staircase(u, thr, LEVELS)
         s = _staircase(h, thr, LEVELS)
         tl.store(s_ptr + offs, s.to(s_ptr.dtype.element_ty), mask=mask)
         if SAVE == SAVE_SG:

@@ -1,8 +1,19 @@
 """mt_lif backend-against-reference comparison shared by the per-backend test modules."""
 
 import torch
+from hypothesis import strategies as st
 
 from fastsnn import mt_lif
+from fastsnn.reference.surrogate import PEER_PARAMETERS
+
+
+def surrogate_parameters(surrogate):
+    """A strategy for the keyword of ``surrogate``'s parameter: ``width`` (or none, the
+    threshold) for the width surrogates, ``alpha`` / ``slope`` (or the peer's default)."""
+    name = PEER_PARAMETERS.get(surrogate, ("width",))[0]
+    values = {"width": st.floats(0.1, 2.0), "alpha": st.floats(0.5, 4.0),
+              "slope": st.floats(1.0, 30.0)}[name]
+    return st.one_of(st.just({}), values.map(lambda v: {name: v}))
 
 
 def run(backend, options, x, decay, syn, v0, weight):

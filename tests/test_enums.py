@@ -16,7 +16,7 @@ def _header_enums() -> dict[str, dict[str, int]]:
         members = {}
         for item in body.split(","):
             key, value = (part.strip() for part in item.split("="))
-            members[key.upper()] = int(value)
+            members[re.sub(r"(?<=[a-z])(?=[A-Z])", "_", key).upper()] = int(value)
         found[name] = members
     return found
 
@@ -45,6 +45,7 @@ def test_counts_bound_the_values():
 
 
 def test_option_strings_are_the_lower_case_names():
-    assert _enums.options(_enums.Reset) == ("hard", "soft", "none")
+    assert _enums.options(_enums.Reset) == ("hard", "soft", "none", "subtract_next")
+    assert _enums.options(_enums.Surrogate)[3:] == ("atan", "fast_sigmoid")
     assert _enums.options(_enums.EventFault) == ("x", "y", "p", "order")
     assert _enums.parse(_enums.Surrogate, "sigmoid", "surrogate") == _enums.Surrogate.SIGMOID

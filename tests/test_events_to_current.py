@@ -314,7 +314,7 @@ def test_to_current_transform():
         out = step(out)
     assert out.shape == (3, 2 * 3 * 3)
     with pytest.raises(TypeError, match="unknown option"):
-        ToCurrent((6, 5, 2), 3, n_time_bins=3)
+        ToCurrent((6, 5, 2), 3, bins=3)
 
 
 def test_torch_compile_fullgraph():

@@ -13,11 +13,12 @@ import fastsnn
 from fastsnn.ops.mt_lif import saved_bytes_per_step
 from fastsnn.reference.mt_lif import backward_recursion, staircase
 from fastsnn.reference.mt_lif import mt_lif as ref_mt_lif
+from fastsnn.reference.surrogate import SURROGATES
 
 OPTIONS = st.fixed_dictionaries({
     "levels": st.integers(1, 4),
-    "reset": st.sampled_from(["hard", "soft", "none"]),
-    "surrogate": st.sampled_from(["rect", "triangle", "sigmoid"]),
+    "reset": st.sampled_from(["hard", "soft", "none", "subtract_next"]),
+    "surrogate": st.sampled_from(list(SURROGATES)),
     "detach_reset": st.booleans(),
     "form": st.sampled_from(["stbp", "plif"]),
     "synaptic": st.booleans(),
@@ -51,7 +52,7 @@ def test_backward_recursion_equals_autograd(smooth, seed, opts):
         torch.testing.assert_close(got, want, atol=1e-10, rtol=1e-9)
 
 
-@pytest.mark.parametrize("surrogate", ["rect", "triangle", "sigmoid"])
+@pytest.mark.parametrize("surrogate", list(SURROGATES))
 @pytest.mark.parametrize("reset", ["hard", "soft", "none"])
 @pytest.mark.parametrize("form", ["stbp", "plif"])
 def test_gradcheck_smooth_reference(surrogate, reset, form):
@@ -148,20 +149,27 @@ def test_saved_bytes_table():
 BAD = [
     (dict(x=torch.randn(3)), ValueError, "x must be"),
     (dict(x=torch.randint(0, 3, (2, 3))), TypeError, "dtype"),
-    (dict(decay=0.0), ValueError, "decay must lie in"),
+    (dict(decay=-0.1), ValueError, "decay must lie in"),
     (dict(decay=1.5), ValueError, "decay must lie in"),
     (dict(decay=torch.full((5,), 0.5)), ValueError, "C = x.shape"),
     (dict(syn_decay=-0.1), ValueError, "syn_decay must lie in"),
     (dict(levels=0), ValueError, "levels"),
     (dict(levels=1.5), ValueError, "levels"),
     (dict(reset="zero"), ValueError, "reset must be"),
-    (dict(surrogate="atan"), ValueError, "surrogate must be"),
+    (dict(surrogate="erf"), ValueError, "surrogate must be"),
     (dict(form="lif"), ValueError, "form must be"),
     (dict(threshold=0.0), ValueError, "threshold"),
     (dict(width=-1.0), ValueError, "width"),
     (dict(v0=torch.randn(7)), ValueError, "v0"),
     (dict(backend="fpga"), ValueError, "backend must be"),
     (dict(decay="0.5"), TypeError, "decay must be"),
+    (dict(tau=2.0), ValueError, "decay or tau, not both"),
+    (dict(decay=None, tau=0.5), ValueError, "tau must be a finite float >= 1"),
+    (dict(decay=None, tau="2"), TypeError, "tau must be"),
+    (dict(alpha=2.0), ValueError, "alpha is the parameter of surrogate='atan'"),
+    (dict(surrogate="atan", width=1.0), ValueError, "width is the parameter of"),
+    (dict(surrogate="fast_sigmoid", slope=0.0), ValueError, "slope must be a finite"),
+    (dict(surrogate="atan", slope=3.0), ValueError, "slope is the parameter of"),
 ]
 
 
@@ -195,3 +203,32 @@ def test_module_loads_state_dicts_with_the_former_names():
     assert torch.equal(m.decay_logit.detach(), old["w"])
     assert torch.equal(m.syn_logit.detach(), old["v"])
     assert set(m.state_dict()) == {"decay_logit", "syn_logit"}
+
+
+@pytest.mark.parametrize("backend", ["reference", None])
+@pytest.mark.parametrize("levels", [1, 3])
+def test_subtract_next_is_the_snntorch_recursion(backend, levels):
+    """h[t] = lam*h[t-1] + x[t] - thr*s[t-1], s[t-1] counted off h[t-1] (v0 at t = 0)."""
+    g = generator(11)
+    x = torch.randn(9, 3, 5, generator=g) * 1.5
+    v0 = torch.randn(3, 5, generator=g) * 1.5
+    lam, thr = 0.8, 0.6
+    h, want = v0.clone(), []
+    for t in range(x.shape[0]):
+        prev = sum((h >= k * thr).float() for k in range(1, levels + 1))
+        h = (lam * h + x[t]) - thr * prev
+        want.append(sum((h >= k * thr).float() for k in range(1, levels + 1)))
+    got = fastsnn.mt_lif(x, lam, threshold=thr, levels=levels, reset="subtract_next", v0=v0,
+                         backend=backend)
+    assert torch.equal(got, torch.stack(want))
+
+
+@pytest.mark.parametrize("backend", ["reference", None])
+def test_tau_and_decay_zero(backend):
+    x = torch.randn(5, 2, 3, 4, generator=generator(12)) * 2
+    assert torch.equal(fastsnn.mt_lif(x, tau=4.0, backend=backend),
+                       fastsnn.mt_lif(x, 0.75, backend=backend))
+    # tau = 1: no memory, every step sees its own input alone
+    no_memory = fastsnn.mt_lif(x, tau=1.0, reset="none", backend=backend)
+    assert torch.equal(no_memory, (x >= 1).to(x.dtype))
+    assert torch.equal(fastsnn.mt_lif(x, 0.0, reset="none", backend=backend), no_memory)

@@ -21,13 +21,14 @@ import torch
 from helpers import generator, require_backend
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mt_lif_compare import assert_matches_reference
+from mt_lif_compare import assert_matches_reference, surrogate_parameters
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from fastsnn import mt_lif
 from fastsnn._enums import Form, Reset, Save
 from fastsnn.ops import mt_lif as op
 from fastsnn.reference.mt_lif import backward_recursion
+from fastsnn.reference.surrogate import SURROGATES
 
 CPU = torch.device("cpu")
 TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-5, torch.float16: 4e-3,
@@ -47,10 +48,10 @@ def cases(draw, dtypes=(torch.float32,)):
     shape = [draw(st.integers(1, 5)), draw(st.integers(0, 3))]
     shape += draw(st.lists(st.integers(1, 4), max_size=3))
     options = dict(levels=draw(st.integers(1, 4)), reset=draw(st.sampled_from(op.RESETS)),
-                   surrogate=draw(st.sampled_from(("rect", "triangle", "sigmoid"))),
+                   surrogate=draw(st.sampled_from(SURROGATES)),
                    detach_reset=draw(st.booleans()), form=draw(st.sampled_from(op.FORMS)),
-                   threshold=draw(st.floats(0.2, 2.0)),
-                   width=draw(st.one_of(st.none(), st.floats(0.1, 2.0))))
+                   threshold=draw(st.floats(0.2, 2.0)))
+    options.update(draw(surrogate_parameters(options["surrogate"])))
     return dict(shape=shape, options=options, dtype=draw(st.sampled_from(dtypes)),
                 decay=draw(st.sampled_from(["float", "0d", "0d_grad", "C", "C_grad"])),
                 syn=draw(st.sampled_from([None, "float", "0d", "0d_grad", "C_grad"])),

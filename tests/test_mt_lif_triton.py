@@ -20,12 +20,13 @@ import re  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from mt_lif_compare import assert_matches_reference
+from mt_lif_compare import assert_matches_reference, surrogate_parameters
 
 from fastsnn import _backends, mt_lif  # noqa: E402
 from fastsnn._enums import Form, Reset, Save  # noqa: E402
 from fastsnn.ops import mt_lif as op  # noqa: E402
 from fastsnn.reference.mt_lif import backward_recursion  # noqa: E402
+from fastsnn.reference.surrogate import SURROGATES  # noqa: E402
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 _WHY_NOT = _backends.why_not("triton", DEVICE.type, op.OP.probe)
@@ -35,7 +36,7 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:overflow encountered in exp:RuntimeWarning"),
 ]
 
-SURROGATES = ("rect", "triangle", "sigmoid")
+
 # about 10x the worst error seen over 300 random cases per dtype (3e-7, 2e-4, 5e-3)
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}
 SETTINGS = dict(deadline=None, suppress_health_check=list(HealthCheck))
@@ -56,8 +57,8 @@ def cases(draw, dtypes=(torch.float32,)):
     options = dict(levels=draw(st.integers(1, 3)), reset=draw(st.sampled_from(op.RESETS)),
                    surrogate=draw(st.sampled_from(SURROGATES)),
                    detach_reset=draw(st.booleans()), form=draw(st.sampled_from(op.FORMS)),
-                   threshold=draw(st.floats(0.2, 2.0)),
-                   width=draw(st.one_of(st.none(), st.floats(0.1, 2.0))))
+                   threshold=draw(st.floats(0.2, 2.0)))
+    options.update(draw(surrogate_parameters(options["surrogate"])))
     return dict(shape=shape, options=options, dtype=draw(st.sampled_from(dtypes)),
                 decay=draw(st.sampled_from(["float", "0d", "0d_grad", "C", "C_grad"])),
                 syn=draw(st.sampled_from([None, "float", "0d", "0d_grad", "C_grad"])),

@@ -9,12 +9,14 @@
 namespace fastsnn {
 
 // mt_lif
-enum class Reset : int { Hard = 0, Soft = 1, None = 2 };
-enum class Surrogate : int { Rect = 0, Triangle = 1, Sigmoid = 2 };
+// SubtractNext: snnTorch's subtraction, the threshold taken off the next step's charge.
+enum class Reset : int { Hard = 0, Soft = 1, None = 2, SubtractNext = 3 };
+// Atan and FastSigmoid take their peer's parameter (alpha, slope) in place of the width.
+enum class Surrogate : int { Rect = 0, Triangle = 1, Sigmoid = 2, Atan = 3, FastSigmoid = 4 };
 enum class Form : int { Stbp = 0, Plif = 1 };
 // What the forward keeps for the backward (table in fastsnn/ops/mt_lif.py).
 enum class Save : int { None = 0, Sg = 1, H = 2 };
-constexpr int kResets = 3, kSurrogates = 3, kForms = 2, kSaves = 3;
+constexpr int kResets = 4, kSurrogates = 5, kForms = 2, kSaves = 3;
 
 // binary_conv2d: what the input values mean.
 enum class BinaryActivation : int { Spike = 0, Sign = 1 };

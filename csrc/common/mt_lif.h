@@ -15,7 +15,8 @@ struct MtLifParams {
   int64_t syn_size = 0;                // 0: no synaptic current; else 1 or C
   bool has_v0 = false;                 // v0 is [N, C, R] in the compute dtype
   double threshold = 1.0;              // already rounded to the compute dtype
-  double width = 1.0;                  // surrogate width a, likewise rounded
+  double width = 1.0;                  // surrogate width a (alpha / slope for atan /
+                                       // fast_sigmoid), likewise rounded
   int levels = 1;
   Reset reset = Reset::Hard;
   Surrogate surrogate = Surrogate::Rect;

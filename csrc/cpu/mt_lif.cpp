@@ -141,6 +141,8 @@ FASTSNN_INLINE void store_sg_of(Surrogate kind, const StepConsts<A>& k, const A*
     case Surrogate::Rect: return store_sg<Surrogate::Rect, KMax>(k, h, n, out);
     case Surrogate::Triangle: return store_sg<Surrogate::Triangle, KMax>(k, h, n, out);
     case Surrogate::Sigmoid: return store_sg<Surrogate::Sigmoid, KMax>(k, h, n, out);
+    case Surrogate::Atan: return store_sg<Surrogate::Atan, KMax>(k, h, n, out);
+    case Surrogate::FastSigmoid: return store_sg<Surrogate::FastSigmoid, KMax>(k, h, n, out);
   }
 }
 
@@ -192,6 +194,12 @@ FASTSNN_INLINE void backward_step_h_of(Surrogate kind, const StepConsts<A>& k,
     case Surrogate::Sigmoid:
       return backward_step_h<Surrogate::Sigmoid, KMax, DecayGrad>(k, lp, h, hp, prev_from_h,
                                                                   io, n, st);
+    case Surrogate::Atan:
+      return backward_step_h<Surrogate::Atan, KMax, DecayGrad>(k, lp, h, hp, prev_from_h, io,
+                                                               n, st);
+    case Surrogate::FastSigmoid:
+      return backward_step_h<Surrogate::FastSigmoid, KMax, DecayGrad>(k, lp, h, hp,
+                                                                      prev_from_h, io, n, st);
   }
 }
 

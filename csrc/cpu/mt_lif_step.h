@@ -38,7 +38,7 @@ struct StepConsts {
   SurrogateConsts<A> sc;
   A thr_k[4];     // k * thr for k = 1..4, rounded once; NaN past `levels`
   A soft_thr;     // thr for reset "soft", else 0: u = h - soft_thr * s is h exactly
-  bool hard, soft, attached, syn, plif;
+  bool hard, soft, subtract_next, attached, syn, plif;
   int levels;
   explicit StepConsts(const MtLifParams& p) : sc(p) {
     for (int k = 1; k <= 4; ++k) {
@@ -46,6 +46,7 @@ struct StepConsts {
     }
     hard = p.reset == Reset::Hard;
     soft = p.reset == Reset::Soft;
+    subtract_next = p.reset == Reset::SubtractNext;
     soft_thr = soft ? sc.thr : A(0);
     attached = !p.detach_reset;
     syn = p.syn_size > 0;
@@ -80,9 +81,12 @@ FASTSNN_INLINE A multi_bump(A h, const StepConsts<A>& k, A* b1) {
   *b1 = sg;
   if constexpr (KMax == 4) {
     for (int i = 1; i < 4; ++i) {
-      const A t = k.thr_k[i];  // rect and triangle give 0 for NaN; the sigmoid needs a select
+      // Levels above K have a NaN threshold: rect and triangle give 0 for NaN, the
+      // others need a select.
+      const A t = k.thr_k[i];
       const A b = bump<Kind>(h - t, k.sc);
-      sg = sg + (Kind == Surrogate::Sigmoid ? select(t != t, A(0), b) : b);
+      constexpr bool zero_for_nan = Kind == Surrogate::Rect || Kind == Surrogate::Triangle;
+      sg = sg + (zero_for_nan ? b : select(t != t, A(0), b));
     }
   } else if constexpr (KMax == 0) {
     for (int i = 2; i <= k.levels; ++i) sg = sg + bump<Kind>(h - A(i) * k.sc.thr, k.sc);
@@ -104,7 +108,10 @@ FASTSNN_INLINE void forward_step(const StepConsts<A>& k0, const LaneParams<A>& l
     const A xv = widen(x[i]);
     const A with_syn = lp.alpha[i] * j[i] + xv;
     const A jv = select(k.syn, with_syn, xv);
-    const A h = lp.lam[i] * u[i] + lp.c[i] * jv;  // c = 1 (stbp): the product is exact
+    const A h0 = lp.lam[i] * u[i] + lp.c[i] * jv;  // c = 1 (stbp): the product is exact
+    // subtract_next: the last step's spikes, read off the carried (unreset) membrane. A
+    // call-wide branch: the compiler keeps a loop without it for the other resets.
+    const A h = k.subtract_next ? h0 - k.sc.thr * staircase<KMax>(u[i], k) : h0;
     const A cnt = staircase<KMax>(h, k);
     s[i] = narrow<S, A>(cnt);
     h_out[i] = h;

@@ -38,16 +38,18 @@ inline float exp_approx(float x) {
 inline double exp_approx(double x) { return std::exp(x); }
 
 // The constants of one call in the compute dtype A, derived exactly as the reference
-// derives them from the (already rounded) threshold and width.
+// derives them from the (already rounded) threshold and width. For atan and fast_sigmoid
+// `width` carries the peer's parameter (alpha, slope).
 template <class A>
 struct SurrogateConsts {
-  A thr, a, half_a, inv_a, four_over_a;
+  A thr, a, half_a, inv_a, four_over_a, half_pi;
   explicit SurrogateConsts(const MtLifParams& p)
       : thr(A(p.threshold)),
         a(A(p.width)),
         half_a(A(p.width) / A(2)),
         inv_a(A(1) / A(p.width)),
-        four_over_a(A(4) / A(p.width)) {}
+        four_over_a(A(4) / A(p.width)),
+        half_pi(A(1.5707963267948966)) {}
 };
 
 // g(z): one threshold's bump, unit area, width a.
@@ -59,9 +61,15 @@ template <Surrogate K, class A>
   } else if constexpr (K == Surrogate::Triangle) {
     const A t = A(1) - az / c.a;
     return select(t > A(0), t, A(0)) / c.a;
-  } else {
+  } else if constexpr (K == Surrogate::Sigmoid) {
     const A sig = A(1) / (A(1) + exp_approx(-((A(4) * z) / c.a)));
     return c.four_over_a * sig * (A(1) - sig);
+  } else if constexpr (K == Surrogate::Atan) {  // (alpha/2) * 1 / (1 + (pi/2 * (alpha*z))^2)
+    const A t = c.half_pi * (c.a * z);
+    return c.half_a * (A(1) / (A(1) + t * t));
+  } else {  // fast_sigmoid: 1 / (slope*|z| + 1)^2
+    const A d = c.a * az + A(1);
+    return A(1) / (d * d);
   }
 }
 

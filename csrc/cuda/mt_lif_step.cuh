@@ -171,6 +171,14 @@ FASTSNN_HD float bump(const Consts& k, float z) {
       float d = sub_rn(1.0f, div_rn(az, k.width));
       return div_rn(d < 0.0f ? 0.0f : d, k.width);
     }
+    case Surrogate::Atan: {  // a = alpha: (alpha/2) / (1 + (pi/2 * (alpha*z))^2)
+      float t = mul_rn(1.57079632679489662f, mul_rn(k.width, z));
+      return mul_rn(k.half_width, div_rn(1.0f, add_rn(1.0f, mul_rn(t, t))));
+    }
+    case Surrogate::FastSigmoid: {  // a = slope: 1 / (slope*|z| + 1)^2
+      float d = add_rn(mul_rn(k.width, fabsf(z)), 1.0f);
+      return div_rn(1.0f, mul_rn(d, d));
+    }
     default: {
       float sig = logistic(div_rn(mul_rn(4.0f, z), k.width));
       return mul_rn(mul_rn(k.four_over_width, sig), sub_rn(1.0f, sig));
@@ -195,6 +203,8 @@ FASTSNN_HD float forward_step(const Consts& k, const Coef& cf, float x, float& u
                               float& s) {
   j = k.synaptic ? add_rn(mul_rn(cf.alpha, j), x) : x;
   float h = add_rn(mul_rn(cf.lam, u), mul_rn(cf.c, j));
+  // subtract_next: the last step's spikes, read off the carried (unreset) membrane u.
+  if (k.reset == Reset::SubtractNext) h = sub_rn(h, mul_rn(k.threshold, staircase(k, u)));
   s = staircase(k, h);
   u = reset_value(k, h, s);
   return h;

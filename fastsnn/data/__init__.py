@@ -2,6 +2,7 @@
 papers' datasets from local files, and the event-to-current dataset wrapper."""
 
 from .catalog import DATASETS, DatasetInfo, dataset_info, load
+from .collate import collate_events
 from .currents import EventCurrents
 from .digits import Digits, digits_split
 from .files import (
@@ -23,6 +24,6 @@ from .transforms import ToCurrent
 __all__ = [
     "CIFAR10", "CIFAR100", "DATASETS", "DVSGesture", "DatasetFilesMissing", "DatasetInfo",
     "DigitSaccades", "Digits", "EVENT_DTYPE", "EventCurrents", "FashionMNIST", "MNIST",
-    "NMNIST", "dataset_info", "digits_split", "load", "read_cifar_batch",
+    "NMNIST", "collate_events", "dataset_info", "digits_split", "load", "read_cifar_batch",
     "read_gesture_npy", "read_idx", "read_nmnist_bin", "saccade_events", "ToCurrent",
 ]

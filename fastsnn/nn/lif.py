@@ -8,11 +8,16 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..ops.mt_lif import mt_lif
+from ..ops.lif_options import decay_from, surrogate_parameter
+from ..ops.mt_lif import FORMS, RESETS, mt_lif
+from ..reference.surrogate import SURROGATES
 
 
 class MultiThresholdLIF(nn.Module):
     """Multi-threshold LIF neurons over ``[T, N, C, ...]`` input (docs/mt_lif.md).
+
+    ``decay`` (default 0.5) or ``tau`` (``decay = 1 - 1/tau``); ``alpha`` / ``slope`` are the
+    parameters of the ``atan`` / ``fast_sigmoid`` surrogates (see ``fastsnn.mt_lif``).
 
     ``learnable_decay=True`` holds ``decay_logit`` with ``decay = sigmoid(decay_logit)``,
     initialised at ``decay`` (default 0.5, i.e. ``tau = 1 / (1 - decay) = 2``, the PLIF
@@ -24,15 +29,23 @@ class MultiThresholdLIF(nn.Module):
 
     _FORMER_NAMES = {"w": "decay_logit", "v": "syn_logit"}
 
-    def __init__(self, levels: int = 1, threshold: float = 1.0, decay: float = 0.5,
+    def __init__(self, levels: int = 1, threshold: float = 1.0, decay: Optional[float] = None,
                  learnable_decay: bool = False, per_channel: Optional[int] = None,
                  form: str = "stbp", reset: str = "hard", surrogate: str = "rect",
                  width: Optional[float] = None, detach_reset: bool = False,
                  syn_decay: Optional[float] = None, learnable_syn: bool = False,
-                 backend: Optional[str] = None):
+                 backend: Optional[str] = None, *, tau: Optional[float] = None,
+                 alpha: Optional[float] = None, slope: Optional[float] = None):
         super().__init__()
-        if not 0 < decay <= 1:
-            raise ValueError(f"decay must lie in (0, 1], got {decay!r}")
+        decay = decay_from(decay, tau)
+        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not (
+                0 <= decay <= 1):
+            raise ValueError(f"decay must be a float in [0, 1], got {decay!r}")
+        if learnable_decay and not 0 < decay < 1:
+            raise ValueError(f"a learnable decay = sigmoid(decay_logit) starts in (0, 1), got {decay!r}")
+        _check_options(levels, threshold, reset, surrogate, form)
+        surrogate_parameter(surrogate, threshold, width, alpha, slope)  # checks them
+        self.alpha, self.slope = alpha, slope
         if per_channel is not None and per_channel < 1:
             raise ValueError(f"per_channel must be a channel count >= 1, got {per_channel!r}")
         self.levels, self.threshold, self.form = levels, threshold, form
@@ -64,7 +77,8 @@ class MultiThresholdLIF(nn.Module):
         return mt_lif(x, self.decay, threshold=self.threshold, levels=self.levels,
                       reset=self.reset, surrogate=self.surrogate, width=self.width,
                       detach_reset=self.detach_reset, form=self.form,
-                      syn_decay=self._syn(), v0=v0, backend=self.backend)
+                      syn_decay=self._syn(), v0=v0, alpha=self.alpha, slope=self.slope,
+                      backend=self.backend)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for old, new in self._FORMER_NAMES.items():
@@ -75,6 +89,19 @@ class MultiThresholdLIF(nn.Module):
     def extra_repr(self) -> str:
         return (f"levels={self.levels}, threshold={self.threshold}, form={self.form}, "
                 f"reset={self.reset}, surrogate={self.surrogate}")
+
+
+def _check_options(levels, threshold, reset, surrogate, form) -> None:
+    """The options' checks at construction, so a bad module fails where it is built."""
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
+        raise ValueError(f"levels must be an int >= 1, got {levels!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not (
+            0 < threshold < math.inf):
+        raise ValueError(f"threshold must be a finite float > 0, got {threshold!r}")
+    for name, value, allowed in (("reset", reset, RESETS), ("surrogate", surrogate, SURROGATES),
+                                 ("form", form, FORMS)):
+        if value not in allowed:
+            raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
 
 
 def _logit(p: float) -> float:

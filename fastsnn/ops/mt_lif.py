@@ -50,6 +50,7 @@ from ..reference.mt_lif import compute_dtype
 from ..reference.mt_lif import mt_lif as reference_mt_lif
 from . import _checks
 from ._spine import Kernel, Op
+from .lif_options import decay_from, surrogate_parameter
 
 RESETS, SURROGATES, FORMS = options(Reset), options(Surrogate), options(Form)
 _HALVES = (torch.float32, torch.float16, torch.bfloat16)
@@ -125,8 +126,8 @@ def _param(p, name: str, x: Tensor, acc: torch.dtype) -> Tensor:
         raise ValueError(f"{name} must be a float, a 0-d tensor or a [C] tensor with "
                          f"C = x.shape[2] = {channels}; got shape {tuple(p.shape)}")
     if _checks.values_checked() and p.numel() and not bool(
-            ((p > 0) & (p <= 1)).all()):
-        raise ValueError(f"{name} must lie in (0, 1]; got values in "
+            ((p >= 0) & (p <= 1)).all()):
+        raise ValueError(f"{name} must lie in [0, 1]; got values in "
                          f"[{p.min().item():g}, {p.max().item():g}]")
     return p.reshape(-1).to(acc).contiguous()
 
@@ -140,8 +141,6 @@ def _check(x, threshold, levels, width, v0, backend):
     _checks.integer(levels, "levels", 1)
     if not threshold > 0:
         raise ValueError(f"threshold must be > 0, got {threshold!r}")
-    if width is not None and not width > 0:
-        raise ValueError(f"width must be > 0, got {width!r}")
     if v0 is not None:
         _checks.same_device(_checks.tensor(v0, "v0"), "v0", x)
         try:
@@ -162,23 +161,29 @@ def _rounded(value: float, acc: torch.dtype) -> float:
     return struct.unpack("f", struct.pack("f", float(value)))[0]
 
 
-def mt_lif(x: Tensor, decay: Union[float, Tensor] = 0.5, *, threshold: float = 1.0,
+def mt_lif(x: Tensor, decay: Union[None, float, Tensor] = None, *, threshold: float = 1.0,
            levels: int = 1, reset: str = "hard", surrogate: str = "rect",
            width: Optional[float] = None, detach_reset: bool = False, form: str = "stbp",
            syn_decay: Union[None, float, Tensor] = None, v0: Optional[Tensor] = None,
-           backend: Optional[str] = None) -> Tensor:
+           tau: Union[None, float, Tensor] = None, alpha: Optional[float] = None,
+           slope: Optional[float] = None, backend: Optional[str] = None) -> Tensor:
     """Spikes of a multi-threshold LIF neuron over time; same shape and dtype as ``x``.
 
     ``x`` is ``[T, N, C, ...]``. Per element and step: optional synaptic current
     ``j = syn_decay*j + x``, charge ``h = decay*u + c*j`` (``c = 1`` for ``form="stbp"``,
     ``1 - decay`` for ``"plif"``), spike ``s`` = number of thresholds ``k*threshold``
     (k = 1..``levels``) reached, then ``reset`` ("hard" to 0, "soft" subtracts
-    ``threshold*s``, "none"). ``decay``/``syn_decay`` are floats, 0-d or ``[C]`` tensors
-    (C = ``x.shape[2]``) and may require grad; ``v0`` is the initial membrane.
-    Gradients use the surrogate ``surrogate`` of width ``width`` (default ``threshold``)
-    per threshold; the three surrogate shapes are a reconstruction of paper A's
-    approximated derivatives (docs/mt_lif.md).
+    ``threshold*s``, "none", or "subtract_next": snnTorch's subtraction of ``threshold*s``
+    from the next step's charge, undecayed and detached). ``decay``/``syn_decay`` are floats, 0-d or ``[C]`` tensors
+    (C = ``x.shape[2]``) in [0, 1] (default 0.5) and may require grad; ``tau`` is the
+    alternative spelling ``decay = 1 - 1/tau`` (tau >= 1), never given with ``decay``;
+    ``v0`` is the initial membrane.
+    Gradients use the surrogate ``surrogate`` per threshold: "rect", "triangle" and
+    "sigmoid" of width ``width`` (default ``threshold``; a reconstruction of paper A's
+    approximated derivatives), "atan" with SpikingJelly's ``alpha`` (default 2) and
+    "fast_sigmoid" with snnTorch's ``slope`` (default 25) (docs/mt_lif.md).
     """
+    decay = decay_from(decay, tau)
     chosen = OP.choose(backend, x)
     _check(x, threshold, levels, width, v0, chosen)
     reset_e, surrogate_e = parse(Reset, reset, "reset"), parse(Surrogate, surrogate, "surrogate")
@@ -187,7 +192,7 @@ def mt_lif(x: Tensor, decay: Union[float, Tensor] = 0.5, *, threshold: float = 1
     decay_t = _param(decay, "decay", x, acc)
     syn_t = None if syn_decay is None else _param(syn_decay, "syn_decay", x, acc)
     threshold = _rounded(threshold, acc)
-    width = threshold if width is None else _rounded(width, acc)
+    width = _rounded(surrogate_parameter(surrogate, threshold, width, alpha, slope), acc)
     if chosen == "reference":
         return reference_mt_lif(x, decay_t if decay_t.numel() > 1 else decay_t.reshape(()),
                           threshold=threshold, levels=levels, reset=reset,

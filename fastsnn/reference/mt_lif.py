@@ -14,6 +14,10 @@ the recursion runs in float32 (float64 for float64 input) whatever the storage d
 ``h = lam*u + c*j`` is two roundings (no fused multiply-add);
 ``s`` counts the thresholds reached, ``sum_k [h >= k*threshold]`` with ``k*threshold``
 rounded once in the compute dtype (see ``staircase``); the reset fires on ``h >= threshold``.
+``reset="subtract_next"`` (snnTorch's subtraction) carries ``h`` unreset and subtracts
+``threshold * s[t-1]`` from the next charge, ``h = (lam*u + c*j) - threshold*s[t-1]``, with
+``s[t-1]`` read off the carried membrane (``staircase(u)``; for ``t = 0`` off ``v0``) and
+detached, as snnTorch detaches it; ``detach_reset`` does not apply to it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Optional, Union
 
 import torch
 
-from .surrogate import bump, integral, multi_bump
+from .surrogate import bump, integral, multi_bump, parameter
 
 Scalar = Union[float, torch.Tensor]
 
@@ -87,7 +91,7 @@ def _reset(h, s, threshold, kind, a, reset, detach_reset, smooth):
         return h * (1 - (fired.detach() if detach_reset else fired))
     if reset == "soft":
         return h - threshold * (s.detach() if detach_reset else s)
-    return h
+    return h  # "none", and "subtract_next" (it subtracts at the next step's charge)
 
 
 def trajectory(x, decay=0.5, *, threshold=1.0, levels=1, reset="hard", surrogate="rect",
@@ -99,7 +103,7 @@ def trajectory(x, decay=0.5, *, threshold=1.0, levels=1, reset="hard", surrogate
     (``j[0] = 0``).
     """
     acc = compute_dtype(x.dtype)
-    a = float(threshold if width is None else width)
+    a = parameter(surrogate, threshold, width)
     xa = x.to(acc)
     step0 = xa[0] if x.shape[0] > 0 else xa.new_zeros(x.shape[1:])
     lam = per_channel(decay, step0, acc)
@@ -111,6 +115,8 @@ def trajectory(x, decay=0.5, *, threshold=1.0, levels=1, reset="hard", surrogate
     for t in range(x.shape[0]):
         jt = xa[t] if alpha is None else alpha * j[-1] + xa[t]
         ht = lam * u[-1] + c * jt
+        if reset == "subtract_next":  # the last step's spikes, read off the carried h
+            ht = ht - threshold * staircase(u[-1].detach(), threshold, levels)
         st = _spike(ht, threshold, levels, surrogate, a, smooth)
         u.append(_reset(ht, st, threshold, surrogate, a, reset, detach_reset, smooth))
         j.append(jt)
@@ -154,7 +160,7 @@ def backward_recursion(grad_s, x, decay=0.5, *, threshold=1.0, levels=1, reset="
                                 surrogate=surrogate, width=width, detach_reset=detach_reset,
                                 form=form, syn_decay=syn_decay, v0=v0, smooth=smooth)
     acc = compute_dtype(x.dtype)
-    a = float(threshold if width is None else width)
+    a = parameter(surrogate, threshold, width)
     step0 = torch.zeros(x.shape[1:], dtype=acc, device=x.device)
     lam = per_channel(decay, step0, acc)
     c = 1.0 if form == "stbp" else 1 - lam
@@ -175,7 +181,7 @@ def backward_recursion(grad_s, x, decay=0.5, *, threshold=1.0, levels=1, reset="
                 dudh = dudh - ht * bump(ht - threshold, surrogate, a)
         elif reset == "soft":
             dudh = 1 - threshold * sg if not detach_reset else torch.ones_like(ht)
-        else:
+        else:  # "none"; "subtract_next" subtracts a detached term: no derivative either
             dudh = torch.ones_like(ht)
         gh = gS[t] * sg + gu * dudh
         gu = lam * gh
