@@ -103,6 +103,7 @@ def _bench_case(suite, x, w, pad, fast, panel):
     impls["F.conv2d-fp32"] = lambda: F.conv2d(x, wb, padding=pad)
     impls["F.conv2d-bf16"] = lambda: F.conv2d(xb, wbb, padding=pad)
     no_alpha = PackedBinaryWeight(packed.words, None, cin, (kh, kw))
+    copy_bps = suite.clone_bps(x)  # the floor's rate at x's size (cache effects included)
     scale = float(expected.abs().max())
     for name, fn in impls.items():
         with torch.no_grad():
@@ -128,7 +129,7 @@ def _bench_case(suite, x, w, pad, fast, panel):
                    direction="fwd", bytes_moved=bytes_moved, work=macs, work_unit="MAC",
                    extra=dict(extra, weight="float, packed in the call" if "+pack" in name
                               else "packed once ahead" if name in fast else "float"),
-                   panel=panel, scale=n)
+                   panel=panel, scale=n, copy_bps=copy_bps)
     suite.end_case()
     suite.note(f"binary_conv2d {case}: weights {packed.nbytes} B packed (+alpha) vs "
                f"{w.nbytes} B float32 / {w.nbytes // 2} B bfloat16 "

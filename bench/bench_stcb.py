@@ -153,8 +153,10 @@ def _bench_ops(suite, device):
 def _bench_ops_case(suite, device, E, T, panel):
     a = (torch.rand(E, device=device) * 1.2 - 0.1) * T
     case = f"T={T} E={E}"
+    # the floor's rate: a clone of the train [T, E], the size the ops read (cache effects)
+    train_like = torch.empty(T, E, device=device).fill_(1.0)
     common = dict(case=case, dtype="float32", direction="fwd", bytes_moved=4 * E * (T + 1),
-                  work=E * T)
+                  work=E * T, copy_bps=suite.clone_bps(train_like))
     want = fastsnn.stcb(a, T, backend="reference")
     for backend in _op_backends(device, "stcb"):
         suite.verify(f"stcb {backend} {case}", fastsnn.stcb(a, T, backend=backend), want,

@@ -14,7 +14,9 @@ reported in its row (``mismatches`` of ``compared`` elements), never fatal.
 Every row also carries its byte floor: ``bytes_moved`` is the least traffic the op needs
 (each bench states it), ``floor_ms`` that traffic at the measured ``clone()`` bandwidth, and
 ``frac_floor`` = floor_ms / median_ms, the fraction of the floor reached. The clone rate is
-the fastest of a few runs (what the machine can do), the contenders' times are medians.
+the fastest of a few runs (what the machine can do), the contenders' times are medians; the
+benches measure it at their own sizes where they can (a clone of the op's input), since a
+cache-resident case moves bytes faster than a large-buffer clone.
 """
 
 from __future__ import annotations
