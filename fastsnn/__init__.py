@@ -8,6 +8,8 @@ from . import albsnn, data, energy, export, memory, models, nn, ops, reference
 from ._backends import BACKENDS
 from ._backends import backends as _backend_report
 from ._version import __version__
+from .checkpoint import from_checkpoint
+from .data.transforms import ToCurrent
 from .ops._spine import available as _available
 from .ops.binary_conv import binary_conv2d
 from .ops.bitpack import bitpack
@@ -15,13 +17,18 @@ from .ops.events_to_current import events_to_current
 from .ops.mt_lif import mt_lif
 from .ops.spike_count import spike_count
 from .ops.stcb import stcb
-from .checkpoint import from_checkpoint
-from .data.transforms import ToCurrent
 
 
 def backends() -> dict[str, dict[str, str]]:
     """``{backend: {"cpu": reason, "cuda": reason}}``; an empty reason means available."""
     return _backend_report()
+
+
+def available_backends(op: str, device: str = "cpu") -> tuple[str, ...]:
+    """The backends that can run ``op`` (e.g. ``"mt_lif"``) on ``device`` ("cpu" or
+    "cuda") here, in the order the automatic choice prefers them: the first is what
+    ``backend=None`` picks (triton on CPU tensors, interpreted, comes after reference)."""
+    return _available(op, device)
 
 
 __all__ = ["BACKENDS", "ToCurrent", "albsnn", "available_backends", "backends",

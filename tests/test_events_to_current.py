@@ -68,7 +68,7 @@ def concat(streams, device=DEVICE, dtype=torch.int64):
             torch.as_tensor(offsets, device=device))
 
 
-# -- the independent implementation: docs/events_to_current.md as plain loops -------------------------
+# -- the independent implementation: docs/events_to_current.md as plain loops ------------
 
 def loop_segments(t: list[int], T: int, split_by: str) -> list[int]:
     n = len(t)
@@ -231,7 +231,8 @@ def test_conservation(batch, split_by, f, merge):
 
 @given(batch=batches(), k=st.integers(1, 4), opts=OPTIONS)
 def test_grouped_sum_identity(batch, k, opts):
-    """docs/events_to_current.md: by number with T_ref = k*T, summing each k consecutive frames gives T."""
+    """docs/events_to_current.md: by number with T_ref = k*T, summing each k consecutive
+    frames gives T."""
     streams, sensor, T = batch
     ev, off = concat(streams)
     opts = dict(opts, split_by="number", weighting="count", normalize="none")

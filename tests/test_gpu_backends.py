@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mt_lif_compare import assert_matches_reference
 
+from fastsnn.ops import mt_lif as op  # noqa: E402
 from fastsnn.reference.surrogate import SURROGATES
 
-from fastsnn.ops import mt_lif as op  # noqa: E402
 CUDA = torch.device("cuda")
 # the triton backend's tolerances (tests/test_mt_lif_triton.py): same reduction-order error
 TOLERANCE = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}

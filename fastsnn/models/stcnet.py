@@ -20,8 +20,8 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from ..nn import SynapticConvBlock
 from ..export import reference_when_traced
+from ..nn import SynapticConvBlock
 from ..nn.spike_conv import save_spikes_as_bits
 from ._config import from_config
 from .layers import (

@@ -42,7 +42,8 @@ class MultiThresholdLIF(nn.Module):
                 0 <= decay <= 1):
             raise ValueError(f"decay must be a float in [0, 1], got {decay!r}")
         if learnable_decay and not 0 < decay < 1:
-            raise ValueError(f"a learnable decay = sigmoid(decay_logit) starts in (0, 1), got {decay!r}")
+            raise ValueError(f"a learnable decay = sigmoid(decay_logit) starts in (0, 1), got "
+                             f"{decay!r}")
         _check_options(levels, threshold, reset, surrogate, form)
         surrogate_parameter(surrogate, threshold, width, alpha, slope)  # checks them
         self.alpha, self.slope = alpha, slope

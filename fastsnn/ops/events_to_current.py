@@ -1,4 +1,5 @@
-"""``fastsnn.events_to_current``: event streams -> T steps of synaptic current (docs/events_to_current.md).
+"""``fastsnn.events_to_current``: event streams -> T steps of synaptic current
+(docs/events_to_current.md).
 
 The public function checks its arguments (the only validation pass of the options), turns
 the input into the kernel contract below and runs one backend: ``reference`` is

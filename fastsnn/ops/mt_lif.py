@@ -174,10 +174,10 @@ def mt_lif(x: Tensor, decay: Union[None, float, Tensor] = None, *, threshold: fl
     ``1 - decay`` for ``"plif"``), spike ``s`` = number of thresholds ``k*threshold``
     (k = 1..``levels``) reached, then ``reset`` ("hard" to 0, "soft" subtracts
     ``threshold*s``, "none", or "subtract_next": snnTorch's subtraction of ``threshold*s``
-    from the next step's charge, undecayed and detached). ``decay``/``syn_decay`` are floats, 0-d or ``[C]`` tensors
-    (C = ``x.shape[2]``) in [0, 1] (default 0.5) and may require grad; ``tau`` is the
-    alternative spelling ``decay = 1 - 1/tau`` (tau >= 1), never given with ``decay``;
-    ``v0`` is the initial membrane.
+    from the next step's charge, undecayed and detached). ``decay``/``syn_decay`` are floats,
+    0-d or ``[C]`` tensors (C = ``x.shape[2]``) in [0, 1] (default 0.5) and may require
+    grad; ``tau`` is the alternative spelling ``decay = 1 - 1/tau`` (tau >= 1), never given
+    with ``decay``; ``v0`` is the initial membrane.
     Gradients use the surrogate ``surrogate`` per threshold: "rect", "triangle" and
     "sigmoid" of width ``width`` (default ``threshold``; a reconstruction of paper A's
     approximated derivatives), "atan" with SpikingJelly's ``alpha`` (default 2) and
