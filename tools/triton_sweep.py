@@ -80,12 +80,12 @@ def _grad(out, *leaves):
 
 
 def sweep_mt_lif(fastsnn) -> None:
-    from fastsnn.ops.mt_lif import DTYPES, FORMS, RESETS
+    from fastsnn.ops.mt_lif import FORMS, OP, RESETS
     from fastsnn.reference.surrogate import SURROGATES
 
     grads = ("none", "x", "decay", "syn", "v0", "all")
     for i, (dtype, reset, surrogate) in enumerate(itertools.product(
-            DTYPES["triton"], RESETS, SURROGATES)):
+            OP.dtypes["triton"], RESETS, SURROGATES)):
         levels, form = 1 + i % 4, FORMS[i % len(FORMS)]
         grad = grads[i % len(grads)]
         per_c, syn_on, v0_on = i % 2 == 0, i % 3 != 1 or grad == "syn", i % 4 < 2 or grad == "v0"
@@ -120,7 +120,7 @@ def sweep_stcb(fastsnn) -> None:
 
 
 def sweep_events(fastsnn) -> None:
-    from fastsnn.reference import events as ref
+    from fastsnn.reference import events_to_current as ref
 
     g = torch.Generator().manual_seed(0)
     n = 40

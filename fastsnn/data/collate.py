@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..ops.events import events_to_current
+from ..ops.events_to_current import events_to_current
 from .transforms import event_rows, single_polarity
 
 
