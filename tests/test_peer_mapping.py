@@ -64,7 +64,7 @@ def test_parametric_lif_weight_maps_to_minus_w(decay_input, form):
                                         form=form, surrogate="sigmoid", width=1.0,
                                         backend="reference")
     with torch.no_grad():
-        ours.w.fill_(-0.7)  # decay = sigmoid(-w_sj) = 1 - 1/tau
+        ours.decay_logit.fill_(-0.7)  # decay = sigmoid(-w_sj) = 1 - 1/tau
     x = torch.randn(6, 3, 4, 5, dtype=torch.float64) * 1.2
     functional.reset_net(node)
     assert torch.equal(ours(x), node(x).to(x.dtype))

@@ -119,10 +119,12 @@ def _restore(ctx, data: Optional[Tensor], device: torch.device) -> Tensor:
 
 
 def _lean(module, x: Tensor, params) -> bool:
-    """Whether this call saves anything for backward (else the plain torch layer runs)."""
+    """Whether this call saves anything for backward (else the plain torch layer runs).
+    Under ``torch.jit.trace`` the plain layer runs too: the tracer cannot record a Python
+    autograd Function, and a traced graph keeps no autograd state anyway."""
     if module.check_spikes and module.training:
         check_spikes(x, module.levels, "input")
-    return torch.is_grad_enabled() and any(
+    return torch.is_grad_enabled() and not torch.jit.is_tracing() and any(
         t is not None and t.requires_grad for t in (x, *params))
 
 
