@@ -31,7 +31,7 @@ from helpers import DEVICE, generator  # noqa: E402
 from hypothesis import assume, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from kernels import binary_conv as kbc  # noqa: E402
+from fastsnn.kernels import binary_conv as kbc  # noqa: E402
 
 
 def out_size(size, k, stride, pad, dil):
