@@ -13,7 +13,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-SPIKE, SIGN = 0, 1
+from fastsnn._enums import BinaryActivation
+
+SPIKE, SIGN = int(BinaryActivation.SPIKE), int(BinaryActivation.SIGN)
 
 
 def pack_weight(weight: torch.Tensor) -> torch.Tensor:
