@@ -4,7 +4,7 @@ Every op has a pure-PyTorch reference (``fastsnn.reference``) and fast backends 
 Triton, CUDA) checked against it; ``fastsnn.backends()`` says which are available here.
 """
 
-from . import albsnn, data, energy, export, memory, models, nn, ops, reference
+from . import albsnn, compat, data, energy, export, memory, models, nn, ops, reference
 from ._backends import BACKENDS
 from ._backends import backends as _backend_report
 from ._version import __version__
@@ -31,7 +31,7 @@ def available_backends(op: str, device: str = "cpu") -> tuple[str, ...]:
     return _available(op, device)
 
 
-__all__ = ["BACKENDS", "ToCurrent", "albsnn", "available_backends", "backends",
+__all__ = ["BACKENDS", "ToCurrent", "albsnn", "available_backends", "backends", "compat",
            "binary_conv2d", "bitpack", "data", "energy", "events_to_current", "export",
            "from_checkpoint", "memory", "models", "mt_lif", "nn", "ops", "reference",
            "spike_count", "stcb", "__version__"]
