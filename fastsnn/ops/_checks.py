@@ -6,9 +6,11 @@ for a wrong value. The kernels behind the ops check only what keeps them in boun
 
 from __future__ import annotations
 
-from numbers import Integral
+import math
+from numbers import Integral, Real
 from typing import Optional
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -22,6 +24,23 @@ def integer(value, name: str, low: int, high: Optional[int] = None) -> int:
         expected = f">= {low}" if high is None else f"in {low}..{high}"
         raise ValueError(f"{name} must be an int {expected}, got {value!r}")
     return int(value)
+
+
+def positive_float(value, name: str) -> float:
+    """``value`` as a finite float > 0: ``TypeError`` for a non-number (bools, strings,
+    tensors), ``ValueError`` for NaN, infinity or a value <= 0."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
+    if not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a finite float > 0, got {value!r}")
+    return float(value)
+
+
+def boolean(value, name: str) -> bool:
+    """``value`` as a bool (Python or NumPy); ``TypeError`` for anything else."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    return bool(value)
 
 
 def tensor(x, name: str) -> Tensor:

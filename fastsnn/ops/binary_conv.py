@@ -143,6 +143,9 @@ OP.autograd("binary_conv2d_forward", _autograd_backward, _setup_context)
 
 # ------------------------------------------------------------------------- validation
 
+_MAX_DIM = 2**31  # the kernels index one image side in int32
+
+
 def _pair(v, name: str, minimum: int) -> tuple[int, int]:
     vals = (v, v) if isinstance(v, int) and not isinstance(v, bool) else v
     try:
@@ -233,6 +236,10 @@ def check_values(x: Tensor, activation: str = "spike", levels: int = 1) -> None:
 def _output_size(x: Tensor, kernel_size, stride, padding, dilation) -> None:
     for i, name in ((0, "height"), (1, "width")):
         span = dilation[i] * (kernel_size[i] - 1) + 1
+        if x.shape[-2 + i] + 2 * padding[i] >= _MAX_DIM or span >= _MAX_DIM:
+            raise ValueError(f"x {name} {x.shape[-2 + i]} with padding {padding[i]} and "
+                             f"dilation {dilation[i]}: the padded image and the dilated "
+                             f"kernel must stay below 2^31 (the kernels index a side in int32)")
         if x.shape[-2 + i] + 2 * padding[i] < span:
             raise ValueError(f"x {name} {x.shape[-2 + i]} with padding {padding[i]} is smaller "
                              f"than the dilated kernel ({span}): empty output")

@@ -139,8 +139,7 @@ def _check(x, threshold, levels, width, v0, backend):
                          f"{tuple(x.shape)}")
     OP.check_dtype(x, "x", backend)
     _checks.integer(levels, "levels", 1)
-    if not threshold > 0:
-        raise ValueError(f"threshold must be > 0, got {threshold!r}")
+    _checks.positive_float(threshold, "threshold")
     if v0 is not None:
         _checks.same_device(_checks.tensor(v0, "v0"), "v0", x)
         try:
@@ -186,6 +185,8 @@ def mt_lif(x: Tensor, decay: Union[None, float, Tensor] = None, *, threshold: fl
     decay = decay_from(decay, tau)
     chosen = OP.choose(backend, x)
     _check(x, threshold, levels, width, v0, chosen)
+    detach_reset = _checks.boolean(detach_reset, "detach_reset")
+    threshold = float(threshold)
     reset_e, surrogate_e = parse(Reset, reset, "reset"), parse(Surrogate, surrogate, "surrogate")
     form_e = parse(Form, form, "form")
     acc = compute_dtype(x.dtype)
