@@ -84,8 +84,8 @@ def _staircase(h, thr, LEVELS: tl.constexpr):
 def _reset(h, s, thr, RESET: tl.constexpr):
     """u[t] from h[t] and s[t]: hard to 0 on h >= threshold, soft subtracts, or none
     (none and subtract_next carry h)."""
-    if RESET == HARD:
-        u = tl.where(h >= thr, 0.0, h)
+    if RESET == HARD:  # h * (1 - fired), as the reference: an infinite h leaves NaN
+        u = h * (1.0 - (h >= thr).to(tl.float32))
     elif RESET == SOFT:
         u = h - thr * s
     else:
@@ -135,7 +135,8 @@ def _mt_lif_fwd_kernel(x_ptr, decay_ptr, syn_ptr, v0_ptr, s_ptr, saved_ptr, j_pt
         if RESET == SUBTRACT_NEXT:  # the last step's spikes, off the carried membrane
             h = h - thr * _staircase(u, thr, LEVELS)
         s = _staircase(h, thr, LEVELS)
-        tl.store(s_ptr + offs, s.to(s_ptr.dtype.element_ty), mask=mask)
+        spikes = tl.where(h != h, h, s)  # a NaN charge spikes NaN, visibly
+        tl.store(s_ptr + offs, spikes.to(s_ptr.dtype.element_ty), mask=mask)
         if SAVE == SAVE_SG:
             sg = _multi_bump(h, thr, a, LEVELS, SURROGATE)
             tl.store(saved_ptr + offs, sg.to(saved_ptr.dtype.element_ty), mask=mask)

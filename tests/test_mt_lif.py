@@ -232,3 +232,18 @@ def test_tau_and_decay_zero(backend):
     no_memory = fastsnn.mt_lif(x, tau=1.0, reset="none", backend=backend)
     assert torch.equal(no_memory, (x >= 1).to(x.dtype))
     assert torch.equal(fastsnn.mt_lif(x, 0.0, reset="none", backend=backend), no_memory)
+
+
+@pytest.mark.parametrize("reset", ["hard", "soft", "none", "subtract_next"])
+def test_non_finite_input_policy_on_every_backend(reset):
+    """docs/mt_lif.md, "Non-finite input": a NaN charge spikes NaN (and its membrane stays
+    NaN), +inf reaches every level, -inf none; the membrane follows IEEE arithmetic (a hard
+    reset of +inf leaves NaN). Every backend gives the reference's spikes."""
+    x = torch.randn(6, 2, 3, 4, generator=generator(13))
+    x[0, 0, 0, 0], x[2, 1, 1, 1], x[3, 0, 2, 3] = float("nan"), float("inf"), -float("inf")
+    options = dict(levels=2, reset=reset, threshold=0.7, surrogate="triangle")
+    want = fastsnn.mt_lif(x, 0.6, backend="reference", **options)
+    assert want[0, 0, 0, 0].isnan() and want[2, 1, 1, 1] == 2 and want[3, 0, 2, 3] == 0
+    for backend in fastsnn.available_backends("mt_lif", "cpu"):
+        got = fastsnn.mt_lif(x, 0.6, backend=backend, **options)
+        torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True)

@@ -67,11 +67,13 @@ FASTSNN_INLINE A staircase(A h, const StepConsts<A>& k) {
   return s;
 }
 
-// u after the step: hard -> 0 when h >= thr; soft -> h - thr * s; none -> h.
+// u after the step: hard -> h * (1 - [h >= thr]); soft -> h - thr * s; none -> h. The hard
+// reset multiplies as the reference does, so an infinite charge leaves NaN (IEEE), on
+// every backend alike (docs/mt_lif.md, "Non-finite input").
 template <class A>
 FASTSNN_INLINE A reset(A h, A s, const StepConsts<A>& k) {
   const A u = h - k.soft_thr * s;
-  return select(k.hard & (h >= k.sc.thr), A(0), u);
+  return select(k.hard, h * (A(1) - select(h >= k.sc.thr, A(1), A(0))), u);
 }
 
 // sg(h) = sum_k g(h - k * thr) in k order; *b1 = g(h - thr).
@@ -113,7 +115,7 @@ FASTSNN_INLINE void forward_step(const StepConsts<A>& k0, const LaneParams<A>& l
     // call-wide branch: the compiler keeps a loop without it for the other resets.
     const A h = k.subtract_next ? h0 - k.sc.thr * staircase<KMax>(u[i], k) : h0;
     const A cnt = staircase<KMax>(h, k);
-    s[i] = narrow<S, A>(cnt);
+    s[i] = narrow<S, A>(select(h != h, h, cnt));  // a NaN charge spikes NaN, visibly
     h_out[i] = h;
     j_out[i] = jv;
     j[i] = jv;

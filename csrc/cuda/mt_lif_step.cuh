@@ -207,6 +207,7 @@ FASTSNN_HD float forward_step(const Consts& k, const Coef& cf, float x, float& u
   if (k.reset == Reset::SubtractNext) h = sub_rn(h, mul_rn(k.threshold, staircase(k, u)));
   s = staircase(k, h);
   u = reset_value(k, h, s);
+  if (h != h) s = h;  // a NaN charge spikes NaN, visibly (docs/mt_lif.md)
   return h;
 }
 

@@ -65,9 +65,11 @@ def _straight_through(hard: torch.Tensor, h: torch.Tensor, slope: torch.Tensor):
     """The value ``hard`` with derivative ``slope`` with respect to ``h``.
 
     Written with ``detach`` instead of an ``autograd.Function`` so that ``torch.compile``
-    traces it (dynamic shapes included); ``y - y.detach()`` is exactly zero in the forward.
+    traces it (dynamic shapes included); ``y - y.detach()`` is exactly zero in the forward
+    for finite ``h``, NaN for a NaN ``h`` (a NaN charge spikes NaN), and an infinite ``h``
+    is zeroed first so that it keeps its hard value (``inf * 0`` would be NaN).
     """
-    y = h * slope.detach()
+    y = torch.where(h.isinf(), 0.0, h) * slope.detach()
     return hard.detach() + (y - y.detach())
 
 
