@@ -42,7 +42,9 @@ def _unpack_kernel(data_ptr, out_ptr, N, NBYTES, BITS: tl.constexpr, BLOCK: tl.c
         d = tl.load(data_ptr + b * NBYTES + byte, mask=ok, other=0).to(tl.int32)
         value += ((d[:, None] >> lane[None, :]) & 1) << b
     idx = byte[:, None] * 8 + lane[None, :]
-    tl.store(out_ptr + idx, value.to(out_ptr.dtype.element_ty), mask=idx < N)
+    # through float32: the interpreter's direct int32 -> bfloat16 cast is wrong, and the
+    # values 0..2^BITS-1 are exact in every float dtype either way
+    tl.store(out_ptr + idx, value.to(tl.float32).to(out_ptr.dtype.element_ty), mask=idx < N)
 
 
 def pack(flat: torch.Tensor, bits: int) -> torch.Tensor:

@@ -92,13 +92,13 @@ except Exception as exc:  # pragma: no cover
 @given(seed=st.integers(0, 2**31 - 1), n=st.sampled_from([1, 7, 8, 9, 1023, 1030, 2500]),
        levels=st.sampled_from([1, 3, 6]))
 def test_triton_pack_unpack_match_torch(seed, n, levels):
-    from kernels import spike_bits as kernel
+    from fastsnn.kernels import spike_bits as kernel
 
     x = spikes((n,), levels, seed)
     want = pack(x, levels, backend="reference")
     got = kernel.pack(x, bits_for(levels))
     assert torch.equal(got, want.data)
-    for dtype in (torch.float32, torch.float16):
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
         back = kernel.unpack(got, n, dtype)
         assert back.dtype == dtype and torch.equal(back, x.to(dtype))
     assert torch.equal(SpikeBits(got, x.shape, x.dtype, levels).unpack(backend="triton"), x)
@@ -106,7 +106,7 @@ def test_triton_pack_unpack_match_torch(seed, n, levels):
 
 @pytest.mark.skipif(bool(triton_reason), reason=f"triton unavailable: {triton_reason}")
 def test_triton_bad_arguments():
-    from kernels import spike_bits as kernel
+    from fastsnn.kernels import spike_bits as kernel
 
     with pytest.raises(TypeError, match="flat"):
         kernel.pack(torch.zeros(2, 3, device=DEVICE), 1)

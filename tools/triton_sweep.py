@@ -157,7 +157,20 @@ def sweep_binary_conv(fastsnn) -> None:
                                             backend="triton"), wr)
 
 
-SWEEPS = (sweep_mt_lif, sweep_stcb, sweep_events, sweep_binary_conv)
+def sweep_spike_bits(fastsnn) -> None:
+    """The bit packing of spikes kept for backward (SpikeConv2d & co.): every bit count the
+    levels 1..7 need, in the float dtypes spikes come in, round-tripped through Triton."""
+    from fastsnn.spike_bits import pack
+
+    g = torch.Generator().manual_seed(0)
+    for levels, dtype in ((1, torch.float32), (3, torch.float16), (7, torch.bfloat16)):
+        x = torch.randint(0, levels + 1, (3, 37), generator=g).to(dtype)
+        packed = pack(x, levels, backend="triton")
+        if not torch.equal(packed.unpack(backend="triton"), x):
+            raise AssertionError(f"spike_bits: triton round trip differs (levels={levels})")
+
+
+SWEEPS = (sweep_mt_lif, sweep_stcb, sweep_events, sweep_binary_conv, sweep_spike_bits)
 
 
 def recorded_sweep() -> list[dict]:
