@@ -111,7 +111,8 @@ def _mt_lif_fwd_kernel(x_ptr, decay_ptr, syn_ptr, v0_ptr, s_ptr, saved_ptr, j_pt
                        HAS_SYN: tl.constexpr, HAS_V0: tl.constexpr,
                        DECAY_PER_C: tl.constexpr, SYN_PER_C: tl.constexpr,
                        BLOCK: tl.constexpr):
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    # int64: one step of x may hold 2^31 elements or more (8 GB in bfloat16 fits a GPU)
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < step
     lam = _channel_param(decay_ptr, offs, mask, C, R, DECAY_PER_C)
     c = 1.0 - lam  # plif input gain, rounded in float32 like the reference
@@ -213,7 +214,8 @@ def _mt_lif_bwd_kernel(gs_ptr, s_ptr, saved_ptr, j_ptr, decay_ptr, syn_ptr, v0_p
     # j[t] is read for the plif decay gradient, j[t-1] for the synaptic one.
     LOAD_J: tl.constexpr = (DECAY_GRAD and FORM == PLIF) or (HAS_SYN and SYN_GRAD)
     LOAD_S: tl.constexpr = SAVE == SAVE_SG and RESET == HARD
-    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    # int64: one step of x may hold 2^31 elements or more (8 GB in bfloat16 fits a GPU)
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < step
     lam = _channel_param(decay_ptr, offs, mask, C, R, DECAY_PER_C)
     c = 1.0 - lam
