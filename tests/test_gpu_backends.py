@@ -13,7 +13,7 @@ import torch
 from helpers import generator, require_backend
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mt_lif_compare import assert_matches_reference
+from mt_lif_compare import assert_matches_reference, surrogate_parameters
 
 from fastsnn.ops import mt_lif as op  # noqa: E402
 from fastsnn.reference.surrogate import SURROGATES
@@ -37,8 +37,8 @@ def cases(draw, dtypes):
     options = dict(levels=draw(st.integers(1, 4)), reset=draw(st.sampled_from(op.RESETS)),
                    surrogate=draw(st.sampled_from(SURROGATES)),
                    detach_reset=draw(st.booleans()), form=draw(st.sampled_from(op.FORMS)),
-                   threshold=draw(st.floats(0.2, 2.0)),
-                   width=draw(st.one_of(st.none(), st.floats(0.1, 2.0))))
+                   threshold=draw(st.floats(0.2, 2.0)))
+    options.update(draw(surrogate_parameters(options["surrogate"])))
     return dict(shape=shape, options=options, dtype=draw(st.sampled_from(dtypes)),
                 decay=draw(st.sampled_from(["float", "0d", "0d_grad", "C", "C_grad"])),
                 syn=draw(st.sampled_from([None, "float", "0d_grad", "C", "C_grad"])),
