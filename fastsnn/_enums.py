@@ -27,17 +27,22 @@ ENUMS = (Reset, Surrogate, Form, Save, BinaryActivation, EventSplit, EventWeight
          EventFault)
 
 
-def options(enum: type[IntEnum]) -> tuple[str, ...]:
-    """The option strings of ``enum``: its member names in lower case, in value order.
+# Option string -> member, per enum, built once: the public functions parse their options
+# while torch.compile traces them, and dynamo (torch 2.11) cannot iterate an Enum class; a
+# lookup in a dict of strings it traces as a constant. EventFault.NONE (no fault) is not an
+# option: only members >= 0 are.
+_TABLES = {enum.__name__: {m.name.lower(): m for m in sorted(enum, key=int) if m >= 0}
+           for enum in ENUMS}
 
-    ``EventFault.NONE`` (no fault) is not an option: only members >= 0 are.
-    """
-    return tuple(m.name.lower() for m in sorted(enum, key=int) if m >= 0)
+
+def options(enum: type[IntEnum]) -> tuple[str, ...]:
+    """The option strings of ``enum``: its member names in lower case, in value order."""
+    return tuple(_TABLES[enum.__name__])
 
 
 def parse(enum: type[IntEnum], value: str, name: str) -> IntEnum:
     """The member for option string ``value``; ``ValueError`` naming the argument if none."""
-    names = options(enum)
-    if value not in names:
-        raise ValueError(f"{name} must be one of {names}, got {value!r}")
-    return enum[value.upper()]
+    table = _TABLES[enum.__name__]
+    if value not in table:
+        raise ValueError(f"{name} must be one of {tuple(table)}, got {value!r}")
+    return table[value]
