@@ -43,6 +43,6 @@ def options(enum: type[IntEnum]) -> tuple[str, ...]:
 def parse(enum: type[IntEnum], value: str, name: str) -> IntEnum:
     """The member for option string ``value``; ``ValueError`` naming the argument if none."""
     table = _TABLES[enum.__name__]
-    if value not in table:
+    if not isinstance(value, str) or value not in table:
         raise ValueError(f"{name} must be one of {tuple(table)}, got {value!r}")
     return table[value]

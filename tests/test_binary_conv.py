@@ -102,11 +102,16 @@ def test_matches_conv2d_on_binarised_weights(backend, case, seed):
     out = _run(x, w, alpha, bias, case, backend, validate=True)
     assert out.dtype == torch.float32
     torch.testing.assert_close(out, _expected(x, w, alpha, bias, case), rtol=0, atol=0)
-    if alpha is not None:  # the float convolution itself, up to alpha's rounding
+    if alpha is not None:  # the float convolution itself, up to its float32 rounding
         wb = alpha.reshape(-1, 1, 1, 1) * ref.sign(w)
-        plain = F.conv2d(x.reshape(-1, *x.shape[-3:]), wb, bias, case["stride"],
-                         case["padding"], case["dilation"])
-        torch.testing.assert_close(out.reshape(plain.shape), plain, rtol=1e-5, atol=1e-4)
+        conv = dict(stride=case["stride"], padding=case["padding"], dilation=case["dilation"])
+        x4 = x.reshape(-1, *x.shape[-3:])
+        plain = F.conv2d(x4, wb, bias, **conv)
+        # float32 summation error grows with the sum of |terms| (thousands of them at 258
+        # channels x 5x3 x 6 levels): bound each element by it, not by one fixed atol
+        terms = F.conv2d(x4.abs(), wb.abs(), None, **conv)
+        err = (out.reshape(plain.shape) - plain).abs()
+        assert bool((err <= 4e-6 * terms + 1e-5).all()), float((err - 4e-6 * terms).max())
 
 
 @settings(max_examples=8)
