@@ -33,8 +33,10 @@ def _mt_lif_args():
 def _binary_conv_args():
     g = torch.Generator().manual_seed(1)
     x = (torch.rand(2, 3, 6, 6, generator=g) < 0.5).float()
+    # validate=True: values outside the activation's set are documented as unspecified
+    # with validate=False (the default, for speed), and rejected with it
     return dict(x=x, weight=torch.randn(4, 3, 3, 3, generator=g), alpha=None, bias=None,
-                stride=1, padding=1, dilation=1, activation="spike", levels=1)
+                stride=1, padding=1, dilation=1, activation="spike", levels=1, validate=True)
 
 
 def _events_args():

@@ -288,7 +288,7 @@ def binary_conv2d(x: Tensor, weight: Union[Tensor, PackedBinaryWeight],
     a = _check_vector(a if a is None else a.to(x.device), "alpha", cout, x.device)
     bias = _check_vector(bias, "bias", cout, x.device)
     _output_size(x, (kh, kw), stride, padding, dilation)
-    if validate:
+    if _checks.boolean(validate, "validate"):
         check_values(x, activation, levels)
     lead, x4 = x.shape[:-3], x.reshape(-1, *x.shape[-3:])
     if chosen == "reference":
