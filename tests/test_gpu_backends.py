@@ -10,10 +10,10 @@ arithmetic without a GPU; this is the compiled kernel on the device.
 
 import pytest
 import torch
-from helpers import generator, require_backend
+from helpers import require_backend
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mt_lif_compare import assert_matches_reference, surrogate_parameters
+from mt_lif_compare import assert_matches_reference, random_inputs, surrogate_parameters
 
 from fastsnn.ops import mt_lif as op  # noqa: E402
 from fastsnn.reference.surrogate import SURROGATES
@@ -46,38 +46,8 @@ def cases(draw, dtypes):
                 x_grad=draw(st.booleans()), seed=draw(st.integers(0, 2**31 - 1)))
 
 
-def _param(kind, channels, gen):
-    """A decay-like parameter in (0, 1], 1.0 now and then; float32 (the compute dtype)."""
-    if kind is None:
-        return None
-    values = torch.rand(channels, generator=gen) * 0.95 + 0.05
-    values[torch.rand(channels, generator=gen) < 0.15] = 1.0
-    if kind == "float":
-        return float(values[0])
-    p = values[:1].reshape(()) if kind.startswith("0d") else values
-    return p.to(CUDA).requires_grad_(kind.endswith("grad"))
-
-
-def _inputs(case):
-    gen = generator(case["seed"])
-    shape, thr = case["shape"], case["options"]["threshold"]
-    x = torch.randn(shape, generator=gen) * 1.5 + 0.5 * thr
-    # exact threshold hits at t = 0, where h = x without v0 / syn / plif
-    hits = torch.rand(x[0].shape, generator=gen) < 0.3
-    x[0] = torch.where(hits, torch.randint(0, 4, x[0].shape, generator=gen).float() * thr, x[0])
-    x = x.to(CUDA, case["dtype"]).requires_grad_(case["x_grad"])
-    decay = _param(case["decay"], shape[2], gen)
-    syn = _param(case["syn"], shape[2], gen)
-    v0 = None
-    if case["v0"] is not None:
-        v0 = torch.randn(shape[1:], generator=gen).to(CUDA)
-        v0.requires_grad_(case["v0"].endswith("grad"))
-    weight = torch.randn(shape, generator=gen).to(CUDA, case["dtype"])
-    return x, decay, syn, v0, weight
-
-
 def _compare(case):
-    inputs = _inputs(case)
+    inputs = random_inputs(case, CUDA)
     assert_matches_reference("cuda", case["options"], inputs, TOLERANCE[case["dtype"]])
 
 

@@ -21,7 +21,7 @@ import torch
 from helpers import generator, require_backend
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mt_lif_compare import assert_matches_reference, surrogate_parameters
+from mt_lif_compare import assert_matches_reference, random_inputs, surrogate_parameters
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from fastsnn import mt_lif
@@ -61,54 +61,8 @@ def cases(draw, dtypes=(torch.float32,)):
                 seed=draw(st.integers(0, 2**31 - 1)))
 
 
-def _param(kind, channels, gen, dtype):
-    """A decay-like parameter in (0, 1] (1.0 included now and then)."""
-    if kind is None:
-        return None
-    values = torch.rand(channels, generator=gen, dtype=dtype) * 0.95 + 0.05
-    values[torch.rand(channels, generator=gen) < 0.15] = 1.0
-    if kind == "float":
-        return float(values[0])
-    p = values[:1].reshape(()) if kind.startswith("0d") else values
-    return p.requires_grad_(kind.endswith("grad"))
-
-
-def _x(case, gen):
-    """x with exact threshold hits at t = 0 and a non-contiguous layout when asked."""
-    shape, dtype = case["shape"], case["dtype"]
-    acc = torch.float64 if dtype == torch.float64 else torch.float32
-    thr = torch.tensor(case["options"]["threshold"], dtype=acc)
-    x = torch.randn(shape, generator=gen, dtype=acc) * 1.5 + 0.5 * thr
-    hits = torch.rand(x[0].shape, generator=gen) < 0.3
-    levels = torch.randint(0, 5, x[0].shape, generator=gen).to(acc)
-    x[0] = torch.where(hits, levels * thr, x[0])
-    if case["layout"] == "strided":
-        x = torch.stack([x, x + 1], dim=-1)[..., 0]
-    elif case["layout"] == "transposed":
-        x = x.transpose(0, 1).contiguous().transpose(0, 1)
-    return x.to(dtype).requires_grad_(case["x_grad"])
-
-
-def _inputs(case):
-    gen = generator(case["seed"])
-    x = _x(case, gen)
-    pdtype = torch.float64 if case["dtype"] == torch.float64 else torch.float32
-    channels = case["shape"][2] if len(case["shape"]) > 2 else 1
-    decay = _param(case["decay"], channels, gen, pdtype)
-    syn = _param(case["syn"], channels, gen, pdtype)
-    v0 = None
-    if case["v0"] is not None:
-        # "broadcast": one value per channel, expanded by the op over N and the rest
-        v0_shape = x.shape[1:] if case["v0"].startswith("full") else (channels,) + (1,) * max(
-            x.dim() - 3, 0)
-        v0 = torch.randn(v0_shape, generator=gen, dtype=pdtype)
-        v0.requires_grad_(case["v0"].endswith("grad"))
-    weight = torch.randn(x.shape, generator=gen).to(x.dtype)
-    return x, decay, syn, v0, weight
-
-
 def _compare(case):
-    inputs = _inputs(case)
+    inputs = random_inputs(case, torch.device("cpu"))
     assert_matches_reference("cpu", case["options"], inputs, TOLERANCE[inputs[0].dtype])
 
 

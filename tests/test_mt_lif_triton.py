@@ -20,7 +20,7 @@ import re  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
-from mt_lif_compare import assert_matches_reference, surrogate_parameters
+from mt_lif_compare import assert_matches_reference, random_inputs, surrogate_parameters
 
 from fastsnn import _backends, mt_lif  # noqa: E402
 from fastsnn._enums import Form, Reset, Save  # noqa: E402
@@ -68,54 +68,8 @@ def cases(draw, dtypes=(torch.float32,)):
                 seed=draw(st.integers(0, 2**31 - 1)))
 
 
-def _param(kind, channels, gen):
-    """A decay-like parameter in (0, 1] (1.0 included now and then)."""
-    if kind is None:
-        return None
-    values = torch.rand(channels, generator=gen) * 0.95 + 0.05
-    values[torch.rand(channels, generator=gen) < 0.15] = 1.0
-    if kind == "float":
-        return float(values[0])
-    p = values[:1].reshape(()) if kind.startswith("0d") else values
-    return p.to(DEVICE).requires_grad_(kind.endswith("grad"))
-
-
-def _x(case, gen):
-    """x with exact threshold hits at t = 0 (h = x there without v0/syn/plif) and a
-    non-contiguous layout when asked."""
-    shape, dtype, thr = case["shape"], case["dtype"], case["options"].get("threshold", 1.0)
-    x = torch.randn(shape, generator=gen) * 1.5 + 0.5 * thr
-    hits = torch.rand(x[0].shape, generator=gen) < 0.3
-    levels = torch.randint(0, 4, x[0].shape, generator=gen).float()
-    thr32 = torch.tensor(thr, dtype=torch.float32)
-    x[0] = torch.where(hits, levels * thr32, x[0])
-    if case["layout"] == "strided":
-        x = torch.stack([x, x + 1], dim=-1)[..., 0]
-    elif case["layout"] == "transposed":
-        x = x.transpose(0, 1).contiguous().transpose(0, 1)
-    x = x.to(DEVICE, dtype)
-    return x.requires_grad_(case["x_grad"])
-
-
-def _inputs(case):
-    gen = torch.Generator().manual_seed(case["seed"])
-    x = _x(case, gen)
-    channels = case["shape"][2] if len(case["shape"]) > 2 else 1
-    decay = _param(case["decay"], channels, gen)
-    syn = _param(case["syn"], channels, gen)
-    v0 = None
-    if case["v0"] is not None:
-        # "broadcast": one value per channel, expanded by the op over N and the rest
-        v0_shape = x.shape[1:] if case["v0"].startswith("full") else (channels,) + (1,) * max(
-            x.dim() - 3, 0)
-        v0 = torch.randn(v0_shape, generator=gen).to(DEVICE)
-        v0.requires_grad_(case["v0"].endswith("grad"))
-    weight = torch.randn(x.shape, generator=gen).to(DEVICE, x.dtype)
-    return x, decay, syn, v0, weight
-
-
 def _compare(case):
-    inputs = _inputs(case)
+    inputs = random_inputs(case, DEVICE)
     assert_matches_reference("triton", case["options"], inputs, TOLERANCE[inputs[0].dtype])
 
 
