@@ -21,7 +21,20 @@ def _digits_test_images():
 
 def _trained_mtsnn():
     torch.manual_seed(0)
-    model = fastsnn.models.build("mtsnn", "digits", T=2, levels=3)
+    return _trained(fastsnn.models.build("mtsnn", "digits", T=2, levels=3))
+
+
+def _trained_albsnn():
+    """ALBSNN with every layer after the first binarised (the first sees images)."""
+    torch.manual_seed(0)
+    model = fastsnn.models.build("albsnn", "digits", levels=3)
+    for block in model.features[1:]:
+        block.conv.set_binarized(True)
+    return _trained(model)
+
+
+def _trained(model):
+    torch.manual_seed(0)
     train = load("digits", train=True)
     x = torch.stack([train[i][0] for i in range(256)])
     y = torch.tensor([train[i][1] for i in range(256)])
@@ -52,6 +65,21 @@ def test_mtsnn_onnx_matches_pytorch_on_the_digits_test_set(tmp_path):
     np.testing.assert_allclose(got, expected.numpy(), rtol=0, atol=1e-4)
     assert (got.argmax(-1) == expected.argmax(-1).numpy()).all()
     assert model.training is False
+
+
+def test_albsnn_onnx_runs_its_binary_layers_exactly_in_onnxruntime(tmp_path):
+    # The reference computes the binary dot product in float32 while exporting (exact for
+    # these sizes; onnxruntime has no float64 Conv): the packed model's logits come back.
+    model = _trained_albsnn()
+    images = _digits_test_images()
+    packed = model.export_packed()
+    with torch.no_grad():
+        expected = packed(images)  # the packed fast kernels
+    assert fastsnn.energy.count_ops(packed, images[:64]).spike_rate > 0.01
+    path = fastsnn.export.to_onnx(model, images[:8], tmp_path / "albsnn.onnx")
+    got = _onnx_logits(path, images)
+    np.testing.assert_allclose(got, expected.numpy(), rtol=0, atol=1e-4)
+    assert (got.argmax(-1) == expected.argmax(-1).numpy()).all()
 
 
 def test_stcnet_onnx_matches_pytorch_on_event_currents(tmp_path):

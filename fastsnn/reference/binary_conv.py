@@ -157,13 +157,33 @@ def binary_conv2d(x: Tensor, weight_sign: Tensor, alpha: Optional[Tensor] = None
     """
     lead = x.shape[:-3]
     x4 = x.reshape(-1, *x.shape[-3:])
-    dot = F.conv2d(x4.double(), weight_sign.double(), None, stride, padding, dilation)
+    exact = _dot_dtype(weight_sign)
+    dot = F.conv2d(x4.to(exact), weight_sign.to(exact), None, stride, padding, dilation)
     out = dot.float()
     if alpha is not None:
         out = out * alpha.float().reshape(-1, 1, 1)
     if bias is not None:
         out = out + bias.float().reshape(-1, 1, 1)
     return out.to(x.dtype).reshape(*lead, *out.shape[1:])
+
+
+# Largest |value| of a valid input (spike levels are at most 255, sign values are 1).
+_MAX_INPUT = 255
+
+
+def _dot_dtype(weight_sign: Tensor) -> torch.dtype:
+    """The dtype in which the convolution computes the integer dot product exactly.
+
+    float64 everywhere, except while exporting to ONNX: onnxruntime has no float64 ``Conv``,
+    and float32 is exact too when every partial sum is an integer below 2^24 in magnitude,
+    which ``255 * Cin * KH * KW < 2^24`` guarantees for valid inputs (|x| <= 255, weights
+    +1 / -1) in any summation order. Outside export float64 stays: a float32 convolution may
+    run in TF32 or through Winograd on some devices, neither exact.
+    """
+    terms = weight_sign[0].numel()
+    if torch.onnx.is_in_onnx_export() and _MAX_INPUT * terms < 2 ** 24:
+        return torch.float32
+    return torch.float64
 
 
 def float_path(x: Tensor, weight: Tensor, alpha: AlphaSpec = "channel",
