@@ -13,6 +13,13 @@ Spike saving: inside ``spike_saving()``, a tensor marked with ``mark_spikes(t, l
 convolution's. A later save of the same storage is packed at once; earlier ones are
 converted when the mark arrives. Only contiguous floating tensors are converted, and a
 mark is forgotten when the marked tensor object dies (its storage may be reused).
+
+Recomputed outputs (``spike_saving(recompute=True)``): a layer whose output is cheap to
+recompute from what it keeps anyway (``SpikeConv2d``: the convolution of the spike bits it
+saves for its weight gradient) registers it with ``recompute_on_backward``; a later node
+that saves that whole tensor (the batch norm after the convolution saves its input) keeps
+the recipe instead of the float copy, and the backward recomputes it with the same kernel
+on the same values, so the gradients are unchanged bit for bit.
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ from torch import Tensor, nn
 
 from .spike_bits import SpikeBits, pack
 
-__all__ = ["SavedBytes", "mark_spikes", "saved_bytes", "spike_saving"]
+__all__ = ["SavedBytes", "mark_spikes", "recompute_on_backward", "saved_bytes",
+           "spike_saving"]
 
 
 def _key(t: Tensor) -> tuple:
@@ -54,16 +62,24 @@ def _nbytes(t: Tensor) -> int:
 class _Held:
     """What the autograd graph keeps for one saved tensor: the tensor, or its bits."""
 
-    __slots__ = ("tensor", "bits", "module", "account", "__weakref__")
+    __slots__ = ("tensor", "bits", "recipe", "shape", "module", "account", "__weakref__")
 
     def __init__(self, tensor: Tensor, module: str):
         self.tensor: Optional[Tensor] = tensor
         self.bits: Optional[SpikeBits] = None
+        self.recipe: Optional[_Recipe] = None  # with ``shape``: recomputed in backward
         self.module = module
         self.account = [None, 0]  # the storage counted for it: [key, nbytes]
 
     def storage_tensor(self) -> Tensor:
+        if self.recipe is not None:
+            return self.recipe.anchor
         return self.tensor if self.bits is None else self.bits.data
+
+    def value(self) -> Tensor:
+        if self.recipe is not None:
+            return self.recipe.run().view(self.shape)
+        return self.tensor if self.bits is None else self.bits.unpack()
 
 
 class _Mark:
@@ -75,14 +91,36 @@ class _Mark:
         self.packs: dict[tuple, SpikeBits] = {}  # the bits of each view of the storage
 
 
+class _Recipe:
+    """How to recompute a registered output: ``fn()``, valid while the ``guards`` (tensors
+    the recomputation reads, e.g. the weight) keep the version they had in forward."""
+
+    __slots__ = ("fn", "anchor", "ref", "dtype", "span", "guards", "name")
+
+    def __init__(self, t: Tensor, fn: Callable[[], Tensor], anchor: Tensor, guards, name):
+        self.fn, self.anchor, self.name = fn, anchor, name
+        self.ref, self.dtype, self.span = weakref.ref(t), t.dtype, _span(t)
+        self.guards = [(g, g._version) for g in guards if g is not None]
+
+    def run(self) -> Tensor:
+        for g, version in self.guards:
+            if g._version != version:
+                raise RuntimeError(
+                    f"{self.name}: a tensor its backward recomputes from (its weight or bias)"
+                    " was modified in place between the forward and the backward")
+        with torch.no_grad():
+            return self.fn()
+
+
 class _Store:
     """Saved-tensor hooks that hold every saved tensor in a ``_Held``: convert marked
     spikes to bits, and keep the byte accounting ``saved_bytes`` reports (storages in
     ``exclude``, the model's parameters, are held but not counted)."""
 
-    def __init__(self, exclude: frozenset = frozenset()):
-        self.exclude = exclude
+    def __init__(self, exclude: frozenset = frozenset(), recompute: bool = False):
+        self.exclude, self.recompute = exclude, recompute
         self.marks: dict[tuple, _Mark] = {}
+        self.recipes: dict[tuple, _Recipe] = {}
         self.held: list[weakref.ref] = []  # in save order
         self.modules: list[str] = []  # the module stack (saved_bytes' forward hooks)
         self.refs: dict[tuple, int] = {}  # storage -> live holders
@@ -94,6 +132,8 @@ class _Store:
         mark = self._mark_of(t)
         if mark is not None:
             self._convert(h, mark)
+        else:
+            self._use_recipe(h, t)
         self.held.append(weakref.ref(h))
         self._acquire(h, h.storage_tensor())
         weakref.finalize(h, self._release, h.account)
@@ -101,7 +141,16 @@ class _Store:
 
     @staticmethod
     def unpack_hook(h: _Held) -> Tensor:
-        return h.tensor if h.bits is None else h.bits.unpack()
+        return h.value()
+
+    # ---- recomputed outputs
+    def _use_recipe(self, h: _Held, t: Tensor) -> None:
+        recipe = self.recipes.get(_key(t))
+        if recipe is None or recipe.ref() is None:
+            return
+        # only the whole registered tensor, as it was written (not a view into part of it)
+        if t.is_contiguous() and t.dtype == recipe.dtype and _span(t) == recipe.span:
+            h.tensor, h.recipe, h.shape = None, recipe, t.shape
 
     # ---- spikes
     def _mark_of(self, t: Tensor) -> Optional[_Mark]:
@@ -210,20 +259,28 @@ def _hooks(store: _Store):
 
 
 @contextlib.contextmanager
-def spike_saving(enabled: bool = True):
-    """Within it, tensors marked by ``mark_spikes`` are saved for backward as bits.
+def spike_saving(enabled: bool = True, *, recompute: bool = False):
+    """Within it, tensors marked by ``mark_spikes`` are saved for backward as bits, and
+    with ``recompute`` outputs registered by ``recompute_on_backward`` are recomputed in
+    backward instead of kept (less memory for one more convolution per layer).
 
-    Reuses the active store of an enclosing ``spike_saving``/``saved_bytes``; does nothing
-    when disabled, when grad is off, or when other saved-tensor hooks are active (they
-    keep precedence, e.g. activation checkpointing).
+    Reuses the active store of an enclosing ``spike_saving``/``saved_bytes`` (recomputing
+    inside this one if either asks for it); does nothing when disabled, when grad is off,
+    or when other saved-tensor hooks are active (they keep precedence, e.g. activation
+    checkpointing).
     """
     if not enabled or not torch.is_grad_enabled() or _foreign_hooks():
         yield
         return
     if _LOCAL.stack:
-        yield
+        store = _LOCAL.stack[-1]
+        outer, store.recompute = store.recompute, store.recompute or recompute
+        try:
+            yield
+        finally:
+            store.recompute = outer
         return
-    with _hooks(_Store()):
+    with _hooks(_Store(recompute=recompute)):
         yield
 
 
@@ -233,6 +290,17 @@ def mark_spikes(t: Tensor, levels: int) -> None:
     kept as bits. No effect outside ``spike_saving``."""
     if _LOCAL.stack and isinstance(t, Tensor) and not _foreign_hooks():
         _LOCAL.stack[-1].mark(t, levels)
+
+
+def recompute_on_backward(t: Tensor, fn: Callable[[], Tensor], *, anchor: Tensor,
+                          guards=(), name: str = "layer") -> None:
+    """Declare that ``fn()`` recomputes ``t`` exactly from tensors kept anyway (``anchor``
+    is the storage they live in, for the byte accounting; ``guards`` the tensors ``fn``
+    reads that could change in place): inside ``spike_saving(recompute=True)``, a later
+    save of the whole of ``t`` keeps the recipe instead. No effect elsewhere."""
+    if _LOCAL.stack and _LOCAL.stack[-1].recompute and isinstance(t, Tensor) \
+            and not _foreign_hooks():
+        _LOCAL.stack[-1].recipes[_key(t)] = _Recipe(t, fn, anchor, guards, name)
 
 
 def active_bits(t: Tensor, levels: int) -> Optional[SpikeBits]:

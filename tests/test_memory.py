@@ -12,7 +12,7 @@ from helpers import DEVICE, generator
 from torch import nn
 
 from fastsnn.memory import mark_spikes, saved_bytes, spike_saving
-from fastsnn.nn import SpikeConv2d, SpikeLinear
+from fastsnn.nn import SpikeConv2d, SpikeLinear, save_spikes_as_bits
 
 
 def spikes(shape, levels=1, seed=0):
@@ -185,3 +185,59 @@ def test_mark_covers_exactly_the_marked_elements(mark, converted):
     x = torch.rand(4, 6, device=DEVICE)
     report = saved_bytes(Scale(mark).to(DEVICE), x)
     assert report.total == (3 if converted else 4 * 24)
+
+
+def _conv_bn(conv_cls, **kw):
+    torch.manual_seed(0)
+    return nn.Sequential(conv_cls(4, 6, 3, padding=1, bias=False, **kw),
+                         nn.BatchNorm2d(6)).to(DEVICE).train()
+
+
+def test_batch_norm_after_spike_conv_keeps_a_recipe_with_equal_gradients():
+    # The batch norm's input (the convolution's output) is recomputed in backward from the
+    # spike bits the convolution keeps anyway: no float copy, the same gradients bit for bit.
+    plain, lean = _conv_bn(nn.Conv2d), _conv_bn(SpikeConv2d)
+    lean.load_state_dict(plain.state_dict())
+    x = spikes((3, 4, 9, 9), seed=3).requires_grad_()
+    grads = []
+    for net in (plain, lean):
+        x.grad = None
+        with spike_saving(recompute=True):
+            out = net(x)
+        (out * torch.linspace(-1, 1, out.numel(), device=DEVICE).view_as(out)).sum().backward()
+        grads.append([x.grad.clone()] + [p.grad.clone() for p in net.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
+    bits = math.ceil(x.numel() / 8)
+    out_bytes = 4 * 3 * 6 * 9 * 9
+    rp, rl = saved_bytes(plain, x), saved_bytes(lean, x)
+    assert saved_bytes(lean, x).modules["1"] >= out_bytes  # recompute is off by default
+    save_spikes_as_bits(lean, recompute=True)
+    rl = saved_bytes(lean, x)
+    assert rp.modules["1"] >= out_bytes  # torch's batch norm keeps its float input
+    assert rl.modules.get("1", 0) < out_bytes // 8 and rl.modules["0"] == bits
+
+
+def test_recomputation_refuses_a_weight_changed_in_place():
+    lean = _conv_bn(SpikeConv2d)
+    with spike_saving(recompute=True):
+        out = lean(spikes((2, 4, 5, 5)))
+    with torch.no_grad():
+        lean[0].weight.add_(1)
+    with pytest.raises(RuntimeError, match="SpikeConv2d.*modified in place"):
+        out.sum().backward()
+
+
+def test_part_of_a_recomputable_output_is_saved_as_it_is():
+    # y[:1] is contiguous but covers only part of the registered output: kept as floats
+    report = saved_bytes(_FirstImageScaled().to(DEVICE), spikes((2, 4, 5, 5)))
+    assert report.modules[""] == 4 * 2 * 6 * 5 * 5  # the view keeps the whole storage
+
+
+class _FirstImageScaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = SpikeConv2d(4, 6, 3, padding=1)
+        self.scale = nn.Parameter(torch.ones(1, 6, 1, 1))
+
+    def forward(self, x):
+        return self.conv(x)[:1] * self.scale

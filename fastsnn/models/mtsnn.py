@@ -54,7 +54,9 @@ class MTSNN(nn.Module):
     with ``levels`` thresholds, fixed ``decay``, ``reset`` and one of the three surrogates.
     ``spike_convs`` (default on): convs on spikes are ``SpikeConv2d`` and training keeps
     spikes as bits for backward (``fastsnn.nn.save_spikes_as_bits``); same values and
-    gradients, less memory.
+    gradients, less memory. ``recompute`` (default off) also drops the spike convs'
+    outputs that the batch norms would keep, recomputed in backward (one more
+    convolution per layer, about half the saved memory again).
     ``forward(x [N, C, H, W]) -> logits [N, num_classes]`` (mean over the T steps).
     """
 
@@ -65,7 +67,8 @@ class MTSNN(nn.Module):
                  T: int = 2, levels: int = 3, surrogate: str = "rect", threshold: float = 1.0,
                  decay: float = 0.5, reset: str = "hard", width: Optional[float] = None,
                  detach_reset: bool = False, dropout: float = 0.0,
-                 backend: Optional[str] = None, spike_convs: bool = True):
+                 backend: Optional[str] = None, spike_convs: bool = True,
+                 recompute: bool = False):
         super().__init__()
         if not isinstance(T, int) or T < 1:
             raise ValueError(f"T must be an int >= 1, got {T!r}")
@@ -86,7 +89,7 @@ class MTSNN(nn.Module):
         self.readout = Readout(width_out, num_classes)
         averaging_batch_norm(self)  # eval statistics right after a short run too
         if spike_convs:  # training keeps spikes as bits for backward (same values)
-            save_spikes_as_bits(self)
+            save_spikes_as_bits(self, recompute=recompute)
 
     @classmethod
     def from_dataset(cls, dataset: str, **overrides) -> MTSNN:

@@ -71,7 +71,7 @@ class STCNet(nn.Module):
                  reset: str = "hard", width: Optional[float] = None,
                  detach_reset: bool = False, dropout: float = 0.0,
                  fc_batch_norm: bool = True, backend: Optional[str] = None,
-                 spike_convs: bool = True):
+                 spike_convs: bool = True, recompute: bool = False):
         super().__init__()
         if not features or not isinstance(features[0], int):
             raise ValueError(f"features must start with a conv channel count, got {features!r}")
@@ -92,7 +92,7 @@ class STCNet(nn.Module):
         self.readout = Readout(width_out, num_classes)
         averaging_batch_norm(self)  # eval statistics right after a short run too
         if spike_convs:  # training keeps spikes as bits for backward (same values)
-            save_spikes_as_bits(self)
+            save_spikes_as_bits(self, recompute=recompute)
 
     @classmethod
     def from_dataset(cls, dataset: str, **overrides) -> STCNet:

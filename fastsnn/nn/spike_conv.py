@@ -46,7 +46,13 @@ class _SpikeConv2dFn(torch.autograd.Function):
         bits = _bits(x, levels) if ctx.needs_input_grad[1] else None
         ctx.bits = None if bits is None else (bits.shape, bits.dtype, bits.levels)
         ctx.save_for_backward(weight, None if bits is None else bits.data)
-        return F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+        out = F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+        if bits is not None:  # a batch norm after it keeps this recipe, not the output
+            memory.recompute_on_backward(
+                out, lambda: F.conv2d(bits.unpack(), weight, bias, stride, padding, dilation,
+                                      groups), anchor=bits.data, guards=(weight, bias),
+                name="SpikeConv2d")
+        return out
 
     @staticmethod
     @once_differentiable  # the saved spikes are constants: no double backward
@@ -223,19 +229,24 @@ def _string_padding(x: Tensor, padding: str, kernel, dilation):
     return x, tuple(t // 2 for t in total)
 
 
-def save_spikes_as_bits(model: nn.Module) -> nn.Module:
+def save_spikes_as_bits(model: nn.Module, *, recompute: bool = False) -> nn.Module:
     """Train ``model`` keeping its neurons' spikes as bits for backward; returns ``model``.
 
     Every ``MultiThresholdLIF`` output in ``model`` is marked as spikes
     (``fastsnn.memory.mark_spikes``), and each training-mode forward of ``model`` runs inside
     ``fastsnn.memory.spike_saving``: the neuron's own saved copy of its spikes, a pooling
-    layer's or any later layer's become bits. Values and gradients are unchanged.
+    layer's or any later layer's become bits. With ``recompute`` a ``SpikeConv2d``'s output
+    is not kept either (the batch norm after it saves it): the backward recomputes it from
+    the bits, one more convolution per layer. Values and gradients are unchanged. Calling it
+    again only changes ``recompute``.
     """
-    for module in model.modules():
-        if isinstance(module, MultiThresholdLIF):
-            module.register_forward_hook(_mark_output)
-    model.register_forward_pre_hook(_enter_spike_saving)
-    model.register_forward_hook(_leave_spike_saving, always_call=True)
+    if "_spike_recompute" not in model.__dict__:
+        for module in model.modules():
+            if isinstance(module, MultiThresholdLIF):
+                module.register_forward_hook(_mark_output)
+        model.register_forward_pre_hook(_enter_spike_saving)
+        model.register_forward_hook(_leave_spike_saving, always_call=True)
+    model.__dict__["_spike_recompute"] = bool(recompute)
     return model
 
 
@@ -244,7 +255,8 @@ def _mark_output(module, args, out) -> None:
 
 
 def _enter_spike_saving(module, args) -> None:
-    ctx = memory.spike_saving(module.training)
+    ctx = memory.spike_saving(module.training,
+                              recompute=module.__dict__.get("_spike_recompute", False))
     ctx.__enter__()
     module.__dict__.setdefault("_spike_saving", []).append(ctx)
 
