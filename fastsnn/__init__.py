@@ -24,7 +24,7 @@ def backends() -> dict[str, dict[str, str]]:
     return _backend_report()
 
 
-def available_backends(op: str, device: str = "cpu") -> tuple[str, ...]:
+def available_backends(op: str, device="cpu") -> tuple[str, ...]:
     """The backends that can run ``op`` (e.g. ``"mt_lif"``) on ``device`` ("cpu" or
     "cuda") here, in the order the automatic choice prefers them: the first is what
     ``backend=None`` picks (triton on CPU tensors, interpreted, comes after reference)."""

@@ -117,3 +117,12 @@ def test_every_op_has_a_case():
 def test_backend_matches_reference(op, backend, seed):
     require_backend(backend, op)
     CASES[op](backend, seed)
+
+
+def test_available_backends_takes_a_device_and_names_bad_arguments():
+    assert fastsnn.available_backends("mt_lif", torch.device("cpu")) == \
+        fastsnn.available_backends("mt_lif", "cpu")
+    with pytest.raises(ValueError, match="op must be one of"):
+        fastsnn.available_backends("mt_lfi")
+    with pytest.raises(ValueError, match="device must be"):
+        fastsnn.available_backends("mt_lif", "tpu")

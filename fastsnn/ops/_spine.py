@@ -24,7 +24,7 @@ import dataclasses
 import functools
 import importlib
 from collections.abc import Callable
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 from torch import Tensor
@@ -144,9 +144,19 @@ def _triton_function(module: str, function: str) -> Callable:
     return getattr(importlib.import_module(f"fastsnn.kernels.{module}"), function)
 
 
-def available(op: str, device: str = "cpu") -> tuple[str, ...]:
-    """The backends that can run ``op`` on ``device`` ('cpu' or 'cuda') here, in the order
-    the automatic choice prefers them (the first is what ``backend=None`` picks)."""
+def available(op: str, device: Union[str, torch.device] = "cpu") -> tuple[str, ...]:
+    """The backends that can run ``op`` on ``device`` ('cpu' or 'cuda', a string or a
+    ``torch.device``) here, in the order the automatic choice prefers them (the first is
+    what ``backend=None`` picks)."""
+    if op not in OPS:
+        raise ValueError(f"op must be one of {sorted(OPS)}, got {op!r}")
+    try:
+        device = torch.device(device).type
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'cpu', 'cuda' or a torch.device, got {device!r}") \
+            from None
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     declared = OPS[op]
     return tuple(b for b in _backends.preference(device)
                  if b in declared.backends and not _backends.why_not(b, device, declared.probe))
