@@ -53,6 +53,9 @@ from ._spine import Kernel, Op
 from .lif_options import decay_from, surrogate_parameter
 
 RESETS, SURROGATES, FORMS = options(Reset), options(Surrogate), options(Form)
+# The Triton kernels unroll the levels at compile time (tl.static_range): bounded so that
+# one compilation stays bounded. cpu and cuda loop (up to 2^20).
+TRITON_MAX_LEVELS = 64
 _HALVES = (torch.float32, torch.float16, torch.bfloat16)
 
 
@@ -159,6 +162,10 @@ def _check(x, threshold, levels, width, v0, backend):
                          f"{tuple(x.shape)}")
     OP.check_dtype(x, "x", backend)
     _checks.integer(levels, "levels", 1)
+    if backend == "triton" and levels > TRITON_MAX_LEVELS:
+        raise ValueError(f"levels must be <= {TRITON_MAX_LEVELS} on the triton backend (its "
+                         f"kernels unroll the levels when they compile), got {levels}; use "
+                         f"backend='cpu', 'cuda' or 'reference'")
     _checks.positive_float(threshold, "threshold")
     if v0 is not None:
         _checks.same_device(_checks.tensor(v0, "v0"), "v0", x)
