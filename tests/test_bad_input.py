@@ -21,7 +21,10 @@ NAN, INF = float("nan"), float("inf")
 # Values that are wrong for most arguments: other types, non-finite, out of range, huge.
 GARBAGE = ["abc", None, [1, 2], (), {}, 1.5, -1, 0, 2**40, -(2**40), True, NAN, INF, -INF,
            1 + 1j, object(), torch.tensor(NAN), torch.ones(2, 2), torch.ones(3, dtype=torch.int64),
-           torch.ones(1, dtype=torch.complex64), np.float32(NAN), np.int64(-3)]
+           torch.ones(1, dtype=torch.complex64), np.float32(NAN), np.int64(-3),
+           # valid NumPy scalars, an unsigned value beyond int64, a state with a time axis
+           np.float32(0.5), np.int64(2), np.uint64(2**63 + 1), torch.zeros(1, 2, 4, 5),
+           torch.tensor([[0, 0, 2**63 - 1, 0], [0, 0, -(2**63), 0]])]
 
 
 def _mt_lif_args():

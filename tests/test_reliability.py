@@ -15,7 +15,6 @@ import fastsnn
 from fastsnn.nn import BinaryConv2d
 from fastsnn.reference.binary_conv import bitunpack
 
-
 NAN, INF = float("nan"), float("inf")
 
 

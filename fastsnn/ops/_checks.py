@@ -19,13 +19,17 @@ import torch
 from torch import Tensor
 
 
+INT64_MAX = 2**63 - 1  # what a kernel's int argument holds
+
+
 def integer(value, name: str, low: int, high: Optional[int] = None) -> int:
-    """``value`` as an int in ``low..high`` (no upper bound without ``high``); bools and
-    floats are refused (``ValueError``, like an out-of-range int)."""
-    ok = isinstance(value, Integral) and not isinstance(value, bool) and value >= low and (
-        high is None or value <= high)
+    """``value`` (a Python or NumPy int) as an int in ``low..high`` (up to ``INT64_MAX``
+    without ``high``); bools and floats are refused (``ValueError``, like an out-of-range
+    int)."""
+    high = INT64_MAX if high is None else high
+    ok = isinstance(value, Integral) and not isinstance(value, bool) and low <= value <= high
     if not ok:
-        expected = f">= {low}" if high is None else f"in {low}..{high}"
+        expected = f">= {low}" if high == INT64_MAX else f"in {low}..{high}"
         raise ValueError(f"{name} must be an int {expected}, got {value!r}")
     return int(value)
 
