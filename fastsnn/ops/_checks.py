@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-
 INT64_MAX = 2**63 - 1  # what a kernel's int argument holds
 
 
