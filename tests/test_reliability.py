@@ -180,6 +180,15 @@ def test_meta_tensors_give_shapes(backend):
     assert fastsnn.bitpack(torch.empty(2, 40, device="meta")).shape == (2, 2)
 
 
+def test_meta_tensors_with_the_automatic_backend():
+    m = lambda *shape: torch.empty(*shape, device="meta")  # noqa: E731
+    assert fastsnn.mt_lif(m(3, 2, 4, 5), m(4)).shape == (3, 2, 4, 5)
+    assert fastsnn.stcb(m(2, 3), 3).shape == (3, 2, 3)
+    assert fastsnn.spike_count(m(3, 2)).shape == (2,)
+    assert fastsnn.binary_conv2d(m(1, 2, 4, 4), m(3, 2, 3, 3), validate=True).shape == (
+        1, 3, 2, 2)
+
+
 def test_triton_levels_are_capped_by_name():
     x = torch.randn(3, 2, 4, generator=generator(26))
     with pytest.raises(ValueError, match="levels must be <= 64 on the triton backend"):
