@@ -120,7 +120,7 @@ def _choose(backend: Optional[str], dev: str, kernel: str, supported: tuple[str,
         if reason:
             raise RuntimeError(f"backend {forced!r} is unavailable: {reason}")
         return forced
-    for name in AUTOMATIC[dev]:
+    for name in AUTOMATIC.get(dev, ()):  # meta (shapes only), other devices: reference
         if name in supported and not why_not(name, dev, kernel):
             return name
     return "reference"

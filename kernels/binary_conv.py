@@ -86,7 +86,7 @@ def _conv_kernel(packed_ptr, w_ptr, alpha_ptr, bias_ptr, out_ptr,
     o = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     m_ok = m < M
     o_ok = o < COUT
-    hw_out = HOUT * WOUT
+    hw_out = (m * 0 + HOUT) * WOUT  # int64: one image's output may pass 2^31 pixels
     n = m // hw_out
     r = m - n * hw_out
     oh = r // WOUT

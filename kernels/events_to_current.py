@@ -53,11 +53,14 @@ def _time_starts(ev, starts_b, base, n, T):
     """``starts_b[j]`` for j in 1..T-1: first event with ``t - t0 >= ceil(j*span/T)``."""
     t0 = tl.load(ev + 4 * base + 2).to(tl.int64).to(tl.uint64, bitcast=True)
     t_last = tl.load(ev + 4 * (base + n - 1) + 2).to(tl.int64).to(tl.uint64, bitcast=True)
-    span = t_last - t0 + 1
-    zero = span * 0  # uint64 arithmetic for plain ints (T, j), compiled or interpreted
+    # span = t_last - t0 + 1 may be 2^64: split it as q*T + r from span - 1 (events.h)
+    span_m1 = t_last - t0
+    zero = span_m1 * 0  # uint64 arithmetic for plain ints (T, j), compiled or interpreted
     uT = zero + T
-    q = span // uT
-    r = span % uT
+    q = span_m1 // uT
+    r = span_m1 % uT + 1
+    q = tl.where(r == uT, q + 1, q)
+    r = tl.where(r == uT, zero, r)
     lo = base
     for j in range(1, T):
         uj = zero + j

@@ -48,11 +48,18 @@ FASTSNN_HD int64_t number_split_start(int64_t j, int64_t n, int64_t T) {
 }
 
 // Split by time: an event at time t with d = t - t_first belongs to segment
-// floor(d * T / (t_last - t_first + 1)), so segment j starts at the first event with
-// d >= ceil(j * span / T), span = t_last - t_first + 1 (unsigned: no overflow).
-FASTSNN_HD uint64_t time_split_offset(int64_t j, uint64_t span, int64_t T) {
+// floor(d * T / (t_last - t_first + 1)), so segment j (1 <= j < T) starts at the first event
+// with d >= ceil(j * span / T), span = t_last - t_first + 1. The caller passes
+// span_m1 = t_last - t_first in uint64 (exact for any int64 pair); span itself can be 2^64
+// (the whole int64 range), so it is split as q*T + r without being formed: with T >= 2,
+// q <= 2^63, j*q + ceil(j*r/T) = ceil(j*span/T) < span <= 2^64 and j*r < 2^62: no wrap.
+FASTSNN_HD uint64_t time_split_offset(int64_t j, uint64_t span_m1, int64_t T) {
   const uint64_t uT = static_cast<uint64_t>(T), uj = static_cast<uint64_t>(j);
-  const uint64_t q = span / uT, r = span % uT;
+  uint64_t q = span_m1 / uT, r = span_m1 % uT + 1;
+  if (r == uT) {
+    ++q;
+    r = 0;
+  }
   return uj * q + (uj * r + uT - 1) / uT;
 }
 

@@ -39,7 +39,8 @@ void check_params(const BinaryConvParams& p) {
 // dst[i] |= bit(src[i]) << c over one channel plane; cloned per ISA so it vectorises wide.
 FASTSNN_BCONV_CLONES
 void or_sign_bits(const float* src, int64_t n, int c, uint32_t* dst) {
-  for (int64_t i = 0; i < n; ++i) dst[i] |= uint32_t(src[i] > 0.f) << c;
+  // x >= 0 -> bit 1 (sign(0) = +1), the weights' rule and every backend's
+  for (int64_t i = 0; i < n; ++i) dst[i] |= uint32_t(src[i] >= 0.f) << c;
 }
 
 // Bit b of the spike value; the clamp keeps float->int defined for any input (garbage in,

@@ -50,10 +50,10 @@ void segment_starts(const EventsParams& p, const index_t* ev, const int64_t* off
       continue;
     }
     const int64_t t0 = time_at(ev, base);
-    const uint64_t span =
-        static_cast<uint64_t>(time_at(ev, base + n - 1)) - static_cast<uint64_t>(t0) + 1;
+    const uint64_t span_m1 =
+        static_cast<uint64_t>(time_at(ev, base + n - 1)) - static_cast<uint64_t>(t0);
     for (int64_t j = 1; j < T; ++j)
-      s[j] = first_at_offset(ev, s[j - 1], base + n, t0, time_split_offset(j, span, T));
+      s[j] = first_at_offset(ev, s[j - 1], base + n, t0, time_split_offset(j, span_m1, T));
   }
   starts[p.B * T] = p.E;
 }

@@ -49,11 +49,11 @@ __global__ void segment_starts_kernel(EventsParams p, const index_t* ev,
     return;
   }
   const int64_t t0 = time_at(ev, base);
-  const uint64_t span =
-      static_cast<uint64_t>(time_at(ev, base + n - 1)) - static_cast<uint64_t>(t0) + 1;
+  const uint64_t span_m1 =
+      static_cast<uint64_t>(time_at(ev, base + n - 1)) - static_cast<uint64_t>(t0);
   int64_t prev = base;
   for (int64_t j = 1; j < T; ++j) {
-    prev = first_at_offset(ev, prev, base + n, t0, time_split_offset(j, span, T));
+    prev = first_at_offset(ev, prev, base + n, t0, time_split_offset(j, span_m1, T));
     s[j] = prev;
   }
 }

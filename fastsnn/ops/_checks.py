@@ -2,6 +2,10 @@
 
 Every failure names the argument: ``TypeError`` for a wrong kind of value, ``ValueError``
 for a wrong value. The kernels behind the ops check only what keeps them in bounds.
+Scalars may be Python or NumPy numbers. Checks of tensor *values* run eagerly with a
+``ValueError``; under ``torch.compile`` they become an assertion in the graph
+(``values_hold``: the same message, raised by torch as ``RuntimeError`` when the compiled
+code runs), and they are skipped for meta tensors (no data).
 """
 
 from __future__ import annotations
@@ -14,14 +18,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
+INT64_MAX = 2**63 - 1  # what a kernel's int argument holds
+
 
 def integer(value, name: str, low: int, high: Optional[int] = None) -> int:
-    """``value`` as an int in ``low..high`` (no upper bound without ``high``); bools and
-    floats are refused (``ValueError``, like an out-of-range int)."""
-    ok = isinstance(value, Integral) and not isinstance(value, bool) and value >= low and (
-        high is None or value <= high)
+    """``value`` (a Python or NumPy int) as an int in ``low..high`` (up to ``INT64_MAX``
+    without ``high``); bools and floats are refused (``ValueError``, like an out-of-range
+    int)."""
+    high = INT64_MAX if high is None else high
+    ok = isinstance(value, Integral) and not isinstance(value, bool) and low <= value <= high
     if not ok:
-        expected = f">= {low}" if high is None else f"in {low}..{high}"
+        expected = f">= {low}" if high == INT64_MAX else f"in {low}..{high}"
         raise ValueError(f"{name} must be an int {expected}, got {value!r}")
     return int(value)
 
@@ -29,8 +36,7 @@ def integer(value, name: str, low: int, high: Optional[int] = None) -> int:
 def positive_float(value, name: str) -> float:
     """``value`` as a finite float > 0: ``TypeError`` for a non-number (bools, strings,
     tensors), ``ValueError`` for NaN, infinity or a value <= 0."""
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
+    real(value, name)
     if not 0 < value < math.inf:
         raise ValueError(f"{name} must be a finite float > 0, got {value!r}")
     return float(value)
@@ -59,7 +65,27 @@ def floating(t: Tensor, name: str) -> None:
         raise TypeError(f"{name} must be a floating tensor, got {t.dtype}")
 
 
-def values_checked() -> bool:
-    """Whether value checks that read tensor data run: not while torch.compile traces
-    (they would sync and break the graph)."""
-    return not torch.compiler.is_compiling()
+def real(value, name: str) -> float:
+    """``value`` (a Python or NumPy number, not a bool) as a float; ``TypeError`` otherwise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
+    return float(value)
+
+
+def values_checked(*tensors: Tensor) -> bool:
+    """Whether eager value checks that read tensor data run: not while torch.compile
+    traces (they would sync and break the graph: ``values_hold`` keeps them there), not
+    for meta tensors (no data)."""
+    return not torch.compiler.is_compiling() and not any(t.is_meta for t in tensors)
+
+
+def values_hold(ok: Tensor, message) -> bool:
+    """Whether every element of the bool tensor ``ok`` holds (eager; ``message()`` is then
+    the caller's to raise). Under torch.compile: ``True``, with an assertion added to the
+    graph that raises ``message()`` when the compiled code runs on values that fail."""
+    if ok.is_meta:
+        return True
+    if torch.compiler.is_compiling():
+        torch._assert_async(ok.all(), message())
+        return True
+    return bool(ok.all())

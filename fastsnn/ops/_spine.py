@@ -11,7 +11,11 @@ An op (``mt_lif``, ``binary_conv2d``, ...) declares once, with ``Op(...)``:
   function to a kernel crosses the dispatcher once.
 * the backends it has and the input dtypes each accepts (``dtypes``).
 * its autograd (``Op.autograd``), attached to both variants of a kernel; the backward
-  calls the backward kernel of the variant that ran the forward.
+  calls the backward kernel of the variant that ran the forward. What the fast kernels do
+  not support is refused there, for every op at once, with an error naming the op and
+  ``backend="reference"``: forward-mode AD (``torch.func.jvp``, ``torch.autograd.forward_ad``,
+  which would otherwise give zero tangents), ``torch.func.grad`` / ``vjp`` / ``jacrev``, and
+  a gradient of the gradient (the backward kernels are not differentiable).
 
 ``Op.choose`` picks the backend (``fastsnn._backends.choose``: forced or automatic, never a
 silent fallback) and ``Op.kernel`` gives the torch op that runs a kernel on it. The
@@ -28,6 +32,7 @@ from typing import Optional, Union
 
 import torch
 from torch import Tensor
+from torch.autograd import forward_ad
 
 from .. import _backends
 
@@ -99,14 +104,37 @@ class Op:
     def autograd(self, kernel: str, backward: Callable, setup_context: Callable) -> None:
         """Attach autograd to both variants of ``kernel``. ``setup_context`` and
         ``backward`` are those of ``torch.library.register_autograd``; ``ctx.backend``
-        ("triton" or "native") is set first, for ``Op.kernel(name, ctx.backend)``."""
+        ("triton" or "native") is set first, for ``Op.kernel(name, ctx.backend)``.
+
+        The op's other kernels (its backward kernels) get an autograd formula that refuses
+        a second derivative with a clear error (instead of torch's "no autograd formula")."""
         for suffix in self._variants():
-            def setup(ctx, inputs, output, backend=("triton" if suffix else "native")):
+            backend = "triton" if suffix else "native"
+
+            def setup(ctx, inputs, output, backend=backend):
                 ctx.backend = backend
                 setup_context(ctx, inputs, output)
 
-            torch.library.register_autograd(f"{NAMESPACE}::{kernel}{suffix}", backward,
-                                            setup_context=setup, lib=_LIB)
+            self._register_autograd(kernel + suffix, backend, backward, setup)
+            for other in self.kernels:
+                if other != kernel:
+                    self._register_autograd(other + suffix, backend,
+                                            functools.partial(_no_double_backward, self.name),
+                                            _no_setup)
+
+    def _register_autograd(self, name: str, backend: str, backward: Callable,
+                           setup: Callable) -> None:
+        """``torch.library.register_autograd``, behind a guard that refuses the autograd
+        modes the kernels cannot follow (``_refuse_transforms``)."""
+        op = self._ops[name]
+        formula = torch._library.autograd.make_autograd_impl(
+            op, torch._library.autograd.Info(backward, setup))
+
+        def guarded(keyset, *args, **kwargs):
+            _refuse_transforms(self.name, backend, args)
+            return formula(keyset, *args, **kwargs)
+
+        _LIB.impl(name, guarded, "Autograd", with_keyset=True)
 
     # -- calls -----------------------------------------------------------------------------
 
@@ -124,6 +152,37 @@ class Op:
         if x.dtype not in self.dtypes[backend]:
             raise TypeError(f"{name} dtype {x.dtype} is not supported by the {backend} "
                             f"backend of {self.name} (supported: {self.dtypes[backend]})")
+
+
+def _refuse_transforms(op: str, backend: str, args) -> None:
+    """``NotImplementedError`` naming ``op`` when forward-mode AD or a ``torch.func``
+    gradient transform reaches a fast kernel: their autograd is a backward formula only
+    (``torch.library.register_autograd``), so tangents would silently be dropped (zero) and
+    ``torch.func.grad`` would fail deep inside torch. The reference backend is plain autograd
+    and supports both."""
+    which = "cpu/cuda" if backend == "native" else backend
+    tensors = [a for a in args if isinstance(a, Tensor)]
+    if forward_ad._current_level >= 0 and any(
+            forward_ad.unpack_dual(t).tangent is not None for t in tensors):
+        raise NotImplementedError(
+            f"{op}: forward-mode AD (torch.func.jvp, jacfwd, torch.autograd.forward_ad) is "
+            f"not supported by the {which} backend; use backend='reference'")
+    top = torch._C._functorch.peek_interpreter_stack()
+    if (top is not None and top.key() == torch._C._functorch.TransformType.Grad
+            and torch.is_grad_enabled() and any(t.requires_grad for t in tensors)):
+        raise NotImplementedError(
+            f"{op}: torch.func gradient transforms (grad, vjp, jacrev) are not supported by "
+            f"the {which} backend; use torch.autograd.grad / .backward(), or "
+            f"backend='reference'")
+
+
+def _no_setup(ctx, inputs, output) -> None:
+    pass
+
+
+def _no_double_backward(op: str, ctx, *grads):
+    raise RuntimeError(f"{op} does not support double backward (a gradient of its gradient) "
+                       f"on the fast backends; use backend='reference'")
 
 
 def _triton_impl(module: str, kernel: Kernel) -> Callable:

@@ -19,7 +19,9 @@ in ``csrc/common/binary_conv.h``; ``kernels/binary_conv.py`` for triton), all te
 device:
 
 * ``x``: float32 contiguous ``[N, Cin, H, W]`` holding values valid for the activation
-  (not checked by the kernels: garbage in, garbage out, never out-of-bounds access).
+  (not checked by the kernels: garbage in, garbage out, never out-of-bounds access);
+  sign activation: bit 1 iff ``x >= 0`` (``sign(0) = +1``, the weights' rule; the
+  reference applies the same, ``reference.binary_conv.sign_input``).
 * ``wpacked``: int32 contiguous ``[Cout, KH*KW, ceil(Cin/32)]``, taps row-major; bit ``i``
   of word ``w`` at ``(o, tap)`` is 1 iff ``W[o, 32*w + i, tap] >= 0``; unused bits are 0.
 * ``wsign``: the weights as +1/-1 floats, or None; not read by the kernels, it is there so
@@ -220,14 +222,16 @@ def _check_levels(levels, activation: str) -> int:
 
 def check_values(x: Tensor, activation: str = "spike", levels: int = 1) -> None:
     """Raise ``ValueError`` unless ``x`` holds values valid for ``activation``."""
-    if not _checks.values_checked() or x.numel() == 0:
+    if x.numel() == 0:
         return
     x = x.detach()
     if activation == "spike":
         ok, expected = (x >= 0) & (x <= levels) & (x == torch.round(x)), f"integers 0..{levels}"
     else:
         ok, expected = (x == 1) | (x == -1), "-1 or +1"
-    if not bool(ok.all()):
+    if not _checks.values_hold(ok, lambda: f"x holds values not valid for activation="
+                               f"{activation!r} with levels={levels} (values must be "
+                               f"{expected})"):
         bad = x[~ok].reshape(-1)[0].item()
         raise ValueError(f"x holds {bad!r}, which is not valid for activation={activation!r} "
                          f"with levels={levels} (values must be {expected})")
@@ -292,6 +296,8 @@ def binary_conv2d(x: Tensor, weight: Union[Tensor, PackedBinaryWeight],
         check_values(x, activation, levels)
     lead, x4 = x.shape[:-3], x.reshape(-1, *x.shape[-3:])
     if chosen == "reference":
+        if activation == "sign":  # x >= 0 -> +1: what the kernels' packing does
+            x4 = ref.sign_input(x4)
         ws = packed.unpack() if packed is not None else ref.sign_ste(weight)
         out = ref.binary_conv2d(x4, ws, a, bias, stride, padding, dilation)
         return out.reshape(*lead, *out.shape[1:])

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from ..reference.binary_conv import bitpack as _bitpack
+from . import _checks
 
 
 def bitpack(x: Tensor, *, bits: int = 1, dim: int = 1) -> Tensor:
@@ -24,15 +25,13 @@ def bitpack(x: Tensor, *, bits: int = 1, dim: int = 1) -> Tensor:
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"x must be a tensor, got {type(x).__name__}")
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= 31:
-        raise ValueError(f"bits must be an int in 1..31, got {bits!r}")
+    bits = _checks.integer(bits, "bits", 1, 31)
     if x.dim() == 0:
         raise ValueError("x must have at least one dim to pack along")
-    if isinstance(dim, bool) or not isinstance(dim, int) or not -x.dim() <= dim < x.dim():
-        raise ValueError(f"dim must be an int in [{-x.dim()}, {x.dim()}), got {dim!r}")
+    dim = _checks.integer(dim, "dim", -x.dim(), x.dim() - 1)
     if x.is_complex():
         raise TypeError(f"x must be bool, integer or floating, got {x.dtype}")
-    if x.dtype != torch.bool and x.numel() and not torch.compiler.is_compiling():
+    if x.dtype != torch.bool and x.numel():
         top = 2**bits - 1
         ok = x >= 0
         # In a narrow integer dtype 2**bits may not exist (uint8 with bits=8 wraps to 0):
@@ -41,7 +40,8 @@ def bitpack(x: Tensor, *, bits: int = 1, dim: int = 1) -> Tensor:
             ok &= x <= top
         if x.is_floating_point():
             ok &= x == torch.round(x)
-        if not bool(ok.all()):
+        if not _checks.values_hold(ok, lambda: f"x must hold integers in 0..{top} for "
+                                   f"bits={bits}"):
             bad = x[~ok].reshape(-1)[0].item()
             raise ValueError(f"x must hold integers in 0..{2**bits - 1} for bits={bits}; "
                              f"found {bad!r}")

@@ -96,11 +96,23 @@ def _structured_to_tensor(events: np.ndarray) -> Tensor:
     for f, col in zip("xytp", fields):
         if col.dtype.kind not in "iub":
             raise TypeError(f"events: field {f!r} must be integer or bool, got {col.dtype}")
+    for f, col in zip("xytp", fields):
+        _below_2_63(col, f"events: field {f!r}")
     fits = all(_fits_int32(col) for col in fields)
     out = np.empty((len(events), 4), dtype=np.int32 if fits else np.int64)
     for k, col in enumerate(fields):
         out[:, k] = col
     return torch.from_numpy(out)
+
+
+def _below_2_63(values: np.ndarray, name: str) -> None:
+    """``ValueError`` quoting the first unsigned value that int64 cannot hold (it would wrap
+    negative and be reported as something never given)."""
+    if values.dtype.kind == "u" and values.dtype.itemsize == 8 and values.size:
+        big = np.flatnonzero(values.reshape(-1) > np.iinfo(np.int64).max)
+        if big.size:
+            raise ValueError(f"{name} holds {int(values.reshape(-1)[big[0]])} (flat index "
+                             f"{int(big[0])}), beyond int64: values must be below 2^63")
 
 
 def _fits_int32(col: np.ndarray) -> bool:
@@ -115,6 +127,7 @@ def as_event_tensor(events) -> Tensor:
     if isinstance(events, np.ndarray):
         if events.dtype.names is not None:
             return _structured_to_tensor(events)
+        _below_2_63(events, "events")
         events = torch.from_numpy(np.ascontiguousarray(events))
     if not isinstance(events, Tensor):
         raise TypeError(f"events must be a NumPy structured array (fields x, y, t, p) or an "
@@ -124,6 +137,13 @@ def as_event_tensor(events) -> Tensor:
                          f"{tuple(events.shape)}")
     if events.dtype.is_floating_point or events.dtype.is_complex:
         raise TypeError(f"events must be an integer tensor, got {events.dtype}")
+    if events.dtype == torch.uint64 and events.numel():
+        big = torch.nonzero(events.view(torch.int64).reshape(-1) < 0)
+        if big.numel():  # >= 2^63 as int64: negative
+            i = int(big[0, 0])
+            value = int(events.view(torch.int64).reshape(-1)[i]) + 2**64
+            raise ValueError(f"events holds {value} (flat index {i}), beyond int64: values "
+                             f"must be below 2^63")
     if events.dtype not in (torch.int32, torch.int64):
         events = events.to(torch.int64)
     return events.contiguous()

@@ -9,12 +9,13 @@ match the peer libraries").
 from __future__ import annotations
 
 import math
+from numbers import Real
 from typing import Optional, Union
 
-import torch
 from torch import Tensor
 
 from ..reference.surrogate import PEER_PARAMETERS, WIDTH_SURROGATES
+from . import _checks
 
 
 def decay_from(decay, tau) -> Union[float, Tensor]:
@@ -26,11 +27,13 @@ def decay_from(decay, tau) -> Union[float, Tensor]:
     if isinstance(tau, Tensor):
         if not tau.is_floating_point():
             raise TypeError(f"tau must be a floating tensor, got {tau.dtype}")
-        if not torch.compiler.is_compiling() and tau.numel() and not bool((tau >= 1).all()):
+        if tau.numel() and not _checks.values_hold(tau >= 1, lambda: "tau must be >= 1"):
             raise ValueError(f"tau must be >= 1; got values down to {tau.min().item():g}")
         return 1 - 1 / tau
-    if isinstance(tau, bool) or not isinstance(tau, (int, float)):
-        raise TypeError(f"tau must be a float or a tensor, got {type(tau).__name__}")
+    try:
+        tau = _checks.real(tau, "tau")
+    except TypeError:
+        raise TypeError(f"tau must be a float or a tensor, got {type(tau).__name__}") from None
     if not 1 <= tau < math.inf:
         raise ValueError(f"tau must be a finite float >= 1, got {tau!r}")
     return 1 - 1 / float(tau)
@@ -52,7 +55,7 @@ def surrogate_parameter(surrogate: str, threshold: float, width: Optional[float]
             raise ValueError(f"{name} is the parameter of "
                              f"{_owners(name)}, not of surrogate={surrogate!r} "
                              f"(which takes {wanted})")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        if isinstance(value, bool) or not isinstance(value, Real) or not (
                 0 < value < math.inf):
             raise ValueError(f"{name} must be a finite float > 0, got {value!r}")
     value = given[wanted]

@@ -53,6 +53,9 @@ from ._spine import Kernel, Op
 from .lif_options import decay_from, surrogate_parameter
 
 RESETS, SURROGATES, FORMS = options(Reset), options(Surrogate), options(Form)
+# The Triton kernels unroll the levels at compile time (tl.static_range): bounded so that
+# one compilation stays bounded. cpu and cuda loop (up to 2^20).
+TRITON_MAX_LEVELS = 64
 _HALVES = (torch.float32, torch.float16, torch.bfloat16)
 
 
@@ -96,8 +99,23 @@ def _setup_context(ctx, inputs, output):
     ctx.save = save
 
 
+def _saved_tensors(ctx) -> tuple:
+    """``ctx.saved_tensors``, with torch's error for a saved tensor modified in place
+    (which names an internal tensor) turned into one that says what to do."""
+    try:
+        return ctx.saved_tensors
+    except RuntimeError as exc:
+        if "output 0 of" not in str(exc):
+            raise
+        raise RuntimeError(
+            "mt_lif: the spikes it returned were modified in place (e.g. "
+            "F.dropout(s, inplace=True) or s.mul_(mask)) before backward, and the backward of "
+            "the fast backends reads them; use the out-of-place op (F.dropout(s), s * mask), "
+            "modify a copy (s.clone()), or use backend='reference'") from exc
+
+
 def _autograd_backward(ctx, grad_s, _grad_saved, _grad_j):
-    s, saved, j, decay, syn_decay, v0 = ctx.saved_tensors
+    s, saved, j, decay, syn_decay, v0 = _saved_tensors(ctx)
     _, decay_grad, syn_grad, v0_grad = ctx.needs_input_grad[:4]
     if ctx.save == Save.NONE:
         raise RuntimeError("mt_lif: backward through a call made without grad enabled")
@@ -117,16 +135,21 @@ def _param(p, name: str, x: Tensor, acc: torch.dtype) -> Tensor:
     """A float / 0-d / [C] parameter as the contract's ``[1]`` or ``[C]`` tensor."""
     channels = x.shape[2] if x.dim() > 2 else 1
     if not isinstance(p, Tensor):
-        if not isinstance(p, (int, float)) or isinstance(p, bool):
-            raise TypeError(f"{name} must be a float or a tensor, got {type(p).__name__}")
-        p = torch.tensor([float(p)], dtype=acc, device=x.device)
+        try:
+            value = _checks.real(p, name)
+        except TypeError:
+            raise TypeError(f"{name} must be a float or a tensor, got "
+                            f"{type(p).__name__}") from None
+        if not 0 <= value <= 1:  # a plain Python test: it holds under torch.compile too
+            raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+        return torch.tensor([value], dtype=acc, device=x.device)
     _checks.floating(p, name)
     _checks.same_device(p, name, x)
     if p.dim() > 1 or (p.dim() == 1 and p.numel() not in (1, channels)):
         raise ValueError(f"{name} must be a float, a 0-d tensor or a [C] tensor with "
                          f"C = x.shape[2] = {channels}; got shape {tuple(p.shape)}")
-    if _checks.values_checked() and p.numel() and not bool(
-            ((p >= 0) & (p <= 1)).all()):
+    if p.numel() and not _checks.values_hold(
+            (p >= 0) & (p <= 1), lambda: f"{name} must lie in [0, 1] (NaN is refused)"):
         raise ValueError(f"{name} must lie in [0, 1]; got values in "
                          f"[{p.min().item():g}, {p.max().item():g}]")
     return p.reshape(-1).to(acc).contiguous()
@@ -139,14 +162,21 @@ def _check(x, threshold, levels, width, v0, backend):
                          f"{tuple(x.shape)}")
     OP.check_dtype(x, "x", backend)
     _checks.integer(levels, "levels", 1)
+    if backend == "triton" and levels > TRITON_MAX_LEVELS:
+        raise ValueError(f"levels must be <= {TRITON_MAX_LEVELS} on the triton backend (its "
+                         f"kernels unroll the levels when they compile), got {levels}; use "
+                         f"backend='cpu', 'cuda' or 'reference'")
     _checks.positive_float(threshold, "threshold")
     if v0 is not None:
         _checks.same_device(_checks.tensor(v0, "v0"), "v0", x)
         try:
-            torch.broadcast_shapes(v0.shape, x.shape[1:])
+            fits = torch.broadcast_shapes(v0.shape, x.shape[1:]) == x.shape[1:]
         except RuntimeError:
+            fits = False
+        if not fits:  # e.g. [1, N, C, ...]: a state with a time axis; pass v0[0]
             raise ValueError(f"v0 of shape {tuple(v0.shape)} does not broadcast to one "
-                             f"step of x, {tuple(x.shape[1:])}") from None
+                             f"step of x, {tuple(x.shape[1:])} (no time axis: for a "
+                             f"[1, N, ...] state pass v0[0])")
 
 
 def _rounded(value: float, acc: torch.dtype) -> float:

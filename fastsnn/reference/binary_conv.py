@@ -38,12 +38,17 @@ def sign(w: Tensor) -> Tensor:
 
 
 class _SignSTE(torch.autograd.Function):
-    """``sign`` forward, clipped straight-through backward: ``grad * 1[|w| <= 1]``."""
+    """``sign`` forward, clipped straight-through backward: ``grad * 1[|w| <= 1]``.
+    (``setup_context`` apart from ``forward``: what ``torch.func.grad`` needs. No ``jvp``:
+    dynamo cannot trace a Function that has one.)"""
 
     @staticmethod
-    def forward(ctx, w):
-        ctx.save_for_backward(w)
+    def forward(w):
         return sign(w)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
 
     @staticmethod
     def backward(ctx, grad):
@@ -146,6 +151,13 @@ def unpack_weight(wpacked: Tensor, in_channels: int, kernel_size: tuple[int, int
 
 
 # ------------------------------------------------------------------------- convolution
+
+def sign_input(x: Tensor) -> Tensor:
+    """Inputs of ``activation="sign"`` as the kernels read them: ``+1`` where ``x >= 0`` (so
+    ``sign(0) = +1``, the weights' rule), else ``-1`` (NaN too); values that are already
+    ``+-1`` pass unchanged, and so does the gradient (straight through)."""
+    return x + (sign(x) - x).detach()
+
 
 def binary_conv2d(x: Tensor, weight_sign: Tensor, alpha: Optional[Tensor] = None,
                   bias: Optional[Tensor] = None, stride=1, padding=0, dilation=1) -> Tensor:

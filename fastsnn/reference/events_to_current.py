@@ -152,7 +152,10 @@ def event_weights(events: Tensor, item: Tensor, n_items: int, weighting: str,
     t = events[:, 2].long()
     t_end = torch.full((n_items,), torch.iinfo(torch.long).min, dtype=torch.long,
                        device=t.device).scatter_reduce(0, item, t, "amax")
-    return torch.exp(-(t_end[item] - t).double() / float(tau_syn))
+    # t_end - t in [0, 2^64) read as uint64 (the int64 difference may wrap; the kernels
+    # take it in uint64 too), then one rounding to float64
+    dt = t_end[item] - t
+    return torch.exp(-dt.view(torch.uint64).double() / float(tau_syn))
 
 
 def accumulate(events: Tensor, offsets: Tensor, sensor_size, T: int, *,
