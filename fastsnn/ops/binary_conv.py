@@ -43,6 +43,7 @@ import torch
 from torch import Tensor
 
 from .._enums import BinaryActivation, options, parse
+from ..packed_spikes import PackedSpikes
 from ..reference import binary_conv as ref
 from . import _checks
 from ._spine import Kernel, Op
@@ -262,7 +263,14 @@ def binary_conv2d(x: Tensor, weight: Union[Tensor, PackedBinaryWeight],
     a ``[Cout]`` tensor; a packed weight brings its own. The integer part is exact; the
     result is ``float32(dot) * alpha + bias`` in x's dtype. ``validate=True`` checks that
     x's values are valid for the activation (invalid values otherwise give garbage).
+    ``x`` may be ``fastsnn.PackedSpikes`` (spike activation, its own levels): the kernel
+    reads the packed words as they are (docs/packed_spikes.md).
     """
+    if isinstance(x, PackedSpikes):  # no repacking: fastsnn/ops/binary_conv_packed.py
+        from .binary_conv_packed import binary_conv2d_packed
+        return binary_conv2d_packed(x, weight, alpha, bias, stride=stride, padding=padding,
+                                    dilation=dilation, activation=activation,
+                                    levels=None if levels == 1 else levels, backend=backend)
     chosen = OP.choose(backend, x)
     _check_x(x, chosen)
     bits = _check_levels(levels, activation)
