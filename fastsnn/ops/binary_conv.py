@@ -200,6 +200,24 @@ def _alpha_arg(alpha, weight: Optional[Tensor], cout: int) -> Optional[Tensor]:
     return ref.alpha_tensor(alpha, weight)
 
 
+def weight_args(weight, alpha, device: torch.device):
+    """``(cout, cin, kh, kw, alpha)`` of a float or packed weight checked against x's
+    ``device`` (alpha not yet checked as a vector)."""
+    if not isinstance(weight, PackedBinaryWeight):
+        _check_weight(weight)
+        if weight.device != device:
+            raise ValueError(f"weight is on {weight.device} but x is on {device}")
+        cout, cin, kh, kw = (int(s) for s in weight.shape)
+        return cout, cin, kh, kw, _alpha_arg(alpha, weight, cout)
+    (kh, kw), cout = weight.kernel_size, weight.out_channels
+    if weight.words.device != device:
+        raise ValueError(f"weight is on {weight.words.device} but x is on {device}")
+    if alpha is not None and weight.alpha is not None:
+        raise ValueError("alpha given twice: the PackedBinaryWeight carries an alpha")
+    a = weight.alpha if alpha is None else _alpha_arg(alpha, None, cout)
+    return cout, weight.in_channels, kh, kw, a
+
+
 def _check_x(x, backend: str) -> None:
     _checks.tensor(x, "x")
     OP.check_dtype(x, "x", backend)
@@ -277,19 +295,7 @@ def binary_conv2d(x: Tensor, weight: Union[Tensor, PackedBinaryWeight],
     stride, padding = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
     dilation = _pair(dilation, "dilation", 1)
     packed = weight if isinstance(weight, PackedBinaryWeight) else None
-    if packed is None:
-        _check_weight(weight)
-        if weight.device != x.device:
-            raise ValueError(f"weight is on {weight.device} but x is on {x.device}")
-        cout, cin, kh, kw = (int(s) for s in weight.shape)
-        a = _alpha_arg(alpha, weight, cout)
-    else:
-        cout, cin, (kh, kw) = packed.out_channels, packed.in_channels, packed.kernel_size
-        if packed.words.device != x.device:
-            raise ValueError(f"weight is on {packed.words.device} but x is on {x.device}")
-        if alpha is not None and packed.alpha is not None:
-            raise ValueError("alpha given twice: the PackedBinaryWeight carries an alpha")
-        a = packed.alpha if alpha is None else _alpha_arg(alpha, None, cout)
+    cout, cin, kh, kw, a = weight_args(weight, alpha, x.device)
     if cin != x.shape[-3]:
         raise ValueError(f"weight has {cin} input channels but x has {x.shape[-3]} "
                          f"(x.shape[-3])")

@@ -24,14 +24,7 @@ from torch import Tensor
 from ..packed_spikes import PackedSpikes
 from ..reference import binary_conv as ref
 from ._spine import Kernel, Op
-from .binary_conv import (
-    PackedBinaryWeight,
-    _alpha_arg,
-    _check_vector,
-    _check_weight,
-    _output_size,
-    _pair,
-)
+from .binary_conv import PackedBinaryWeight, _check_vector, _output_size, _pair, weight_args
 
 
 def _fake(x, wpacked, alpha, bias, stride, padding, dilation, kh, kw, cin):
@@ -40,12 +33,12 @@ def _fake(x, wpacked, alpha, bias, stride, padding, dilation, kh, kw, cin):
     return x.new_empty((x.shape[0], wpacked.shape[0], hout, wout), dtype=torch.float32)
 
 
-OP = Op("binary_conv2d_packed", triton_module="binary_conv", kernels=(
+OP = Op("binary_conv2d_packed", triton_module="packed_spikes", kernels=(
     Kernel("binary_conv2d_packed_forward",
            "(Tensor x, Tensor wpacked, Tensor? alpha, Tensor? bias, int[] stride, "
            "int[] padding, int[] dilation, int kh, int kw, int cin) -> Tensor", _fake),),
-    dtypes=dict.fromkeys(("reference", "cpu"), (torch.float32, torch.float16, torch.bfloat16,
-                                                 torch.float64)))
+    dtypes=dict.fromkeys(("reference", "cpu", "triton"),
+                         (torch.float32, torch.float16, torch.bfloat16, torch.float64)))
 
 
 def check_packed_input(x: PackedSpikes, name: str = "x") -> None:
@@ -69,19 +62,7 @@ def binary_conv2d_packed(x: PackedSpikes, weight: Union[Tensor, PackedBinaryWeig
     check_packed_input(x)
     stride, padding = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
     dilation = _pair(dilation, "dilation", 1)
-    if isinstance(weight, PackedBinaryWeight):
-        cout, cin, (kh, kw) = weight.out_channels, weight.in_channels, weight.kernel_size
-        if weight.words.device != x.device:
-            raise ValueError(f"weight is on {weight.words.device} but x is on {x.device}")
-        if alpha is not None and weight.alpha is not None:
-            raise ValueError("alpha given twice: the PackedBinaryWeight carries an alpha")
-        a = weight.alpha if alpha is None else _alpha_arg(alpha, None, cout)
-    else:
-        _check_weight(weight)
-        if weight.device != x.device:
-            raise ValueError(f"weight is on {weight.device} but x is on {x.device}")
-        cout, cin, kh, kw = (int(s) for s in weight.shape)
-        a = _alpha_arg(alpha, weight, cout)
+    cout, cin, kh, kw, a = weight_args(weight, alpha, x.device)
     if cin != x.shape[2]:
         raise ValueError(f"weight has {cin} input channels but x has {x.shape[2]}")
     a = _check_vector(a if a is None else a.to(x.device), "alpha", cout, x.device)

@@ -50,13 +50,13 @@ def _fake(x, wpacked, scale, bias, decay, stride, padding, dilation, kh, kw, cin
                         -(-wpacked.shape[0] // 32)))
 
 
-OP = Op("binary_snn_layer", triton_module="binary_snn_layer", kernels=(
+OP = Op("binary_snn_layer", triton_module="packed_spikes", kernels=(
     Kernel("binary_snn_layer_forward",
            "(Tensor x, Tensor wpacked, Tensor? scale, Tensor? bias, Tensor decay, "
            "int[] stride, int[] padding, int[] dilation, int kh, int kw, int cin, "
            "float threshold, int levels, int reset, int form) -> Tensor", _fake),),
-    dtypes=dict.fromkeys(("reference", "cpu"), (torch.float32, torch.float16, torch.bfloat16,
-                                                 torch.float64)))
+    dtypes=dict.fromkeys(("reference", "cpu", "triton"),
+                         (torch.float32, torch.float16, torch.bfloat16, torch.float64)))
 
 
 def binary_snn_layer(x: PackedSpikes, weight: PackedBinaryWeight, scale: Optional[Tensor] = None,

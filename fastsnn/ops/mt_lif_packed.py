@@ -31,11 +31,12 @@ def _fake(x, decay, threshold, levels, reset, form):
                         -(-x.shape[2] // 32)), dtype=torch.int32)
 
 
-OP = Op("mt_lif_packed", triton_module="mt_lif", kernels=(
+OP = Op("mt_lif_packed", triton_module="packed_spikes", kernels=(
     Kernel("mt_lif_packed_forward",
            "(Tensor x, Tensor decay, float threshold, int levels, int reset, int form) "
            "-> Tensor", _fake),),
-    dtypes=dict.fromkeys(("reference", "cpu"), (torch.float32, torch.float16, torch.bfloat16)))
+    dtypes=dict.fromkeys(("reference", "cpu", "triton"),
+                         (torch.float32, torch.float16, torch.bfloat16)))
 
 
 def check_packed_call(x: Tensor, tensors, syn_decay, v0, levels: int) -> None:
