@@ -167,7 +167,7 @@ def binary_snn_layer_forward(x, wpacked, scale, bias, decay, stride, padding, di
 
 
 @triton.jit(do_not_specialize=["T"])
-def _mt_lif_packed_kernel(x_ptr, decay_ptr, out_ptr, T, N, C, R, thr,
+def _mt_lif_packed_kernel(x_ptr, decay_ptr, out_ptr, T, N, C, R, X_STEP, OUT_STEP, thr,
                           BITS: tl.constexpr, LEVELS: tl.constexpr, RESET: tl.constexpr,
                           FORM: tl.constexpr, DECAY_PER_C: tl.constexpr,
                           BLOCK: tl.constexpr):
@@ -188,11 +188,13 @@ def _mt_lif_packed_kernel(x_ptr, decay_ptr, out_ptr, T, N, C, R, thr,
     words = (C + 31) // 32
     u = tl.zeros((BLOCK, 32), dtype=tl.float32)
     src = x_ptr + (n * C * R + r)[:, None] + ch.to(tl.int64)[None, :] * R
-    for t in range(T):
-        xt = tl.load(src + t * N * C * R, mask=ok, other=0.0)
+    dst = out_ptr + p * (BITS * words) + word
+    for _ in range(T):  # advancing 64-bit pointers: safe for 2^31 elements and more
+        xt = tl.load(src, mask=ok, other=0.0)
         s, u = _lif_step(xt, u, lam, c, thr, LEVELS, RESET, FORM)
-        dst = out_ptr + (t * N * R + p) * (BITS * words) + word
         _store_bits(dst, s, ok, p_ok, words, lane, BITS)
+        src += X_STEP
+        dst += OUT_STEP
 
 
 def mt_lif_packed_forward(x, decay, threshold, levels, reset, form):
@@ -205,7 +207,8 @@ def mt_lif_packed_forward(x, decay, threshold, levels, reset, form):
     if out.numel() == 0:
         return out
     grid = (triton.cdiv(n * r, BLOCK_LIF), triton.cdiv(c, 32))
-    _mt_lif_packed_kernel[grid](x, decay, out, t, n, c, r, threshold, BITS=bits,
+    _mt_lif_packed_kernel[grid](x, decay, out, t, n, c, r, n * c * r, out[0].numel(),
+                                threshold, BITS=bits,
                                 LEVELS=levels, RESET=reset, FORM=form,
                                 DECAY_PER_C=decay.numel() > 1, BLOCK=BLOCK_LIF,
                                 num_warps=NUM_WARPS, enable_fp_fusion=False)
