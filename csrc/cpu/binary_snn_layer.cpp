@@ -7,7 +7,7 @@
 // image (t, nb) and runs the popcount micro-kernels of binary_conv2d for its channels, keeping
 // the currents float32(dot) * scale + bias in a per-thread buffer [T][channels][kTile]; then
 // each channel's kTile pixels run the LIF over all T at once (lanes = pixels, the arithmetic
-// of cpu/mt_lif_step.h) and their spikes are OR-ed into the packed output.
+// of cpu/mt_lif_step.h), 32 channels at a time, their bits gathered into whole output words.
 #include <algorithm>
 #include <vector>
 
@@ -41,6 +41,7 @@ void binary_snn_layer_forward(const BinaryConvParams& p, const MtLifParams& lif,
     TileBuffers tb;
     init_buffers(s, tb);
     std::vector<float> cur(size_t(T * gch * kTile));
+    std::vector<uint32_t> scratch(size_t(T * bits_out * kTile));
 #pragma omp for schedule(dynamic)
     for (int64_t task = 0; task < tiles * groups; ++task) {
       const int64_t tile = task / groups, group = task % groups;
@@ -57,12 +58,12 @@ void binary_snn_layer_forward(const BinaryConvParams& p, const MtLifParams& lif,
         }
       }
       const int64_t o_end = std::min(p.Cout, blk_end * nr);
-      for (int64_t o = blk0 * nr; o < o_end; ++o) {
+      for (int64_t o = blk0 * nr; o < o_end; o += 32) {  // one output word at a time
         const packed::PackedOut po{out + (nb * L.HWo + pix0) * pixel_out + o / 32,
-                                   Nb * L.HWo * pixel_out, pixel_out, W32o, bits_out,
-                                   int(o % 32)};
-        packed::lif_pack_lanes(lif, decay[lif.decay_size == 1 ? 0 : o],
-                               cur.data() + (o - blk0 * nr) * kTile, gch * kTile, count, po);
+                                   Nb * L.HWo * pixel_out, pixel_out, W32o, bits_out};
+        packed::lif_pack_word(lif, decay, o, std::min<int64_t>(32, o_end - o),
+                              cur.data() + (o - blk0 * nr) * kTile, kTile, gch * kTile, count,
+                              scratch.data(), po);
       }
     }
   }
