@@ -12,11 +12,13 @@ from .checkpoint import from_checkpoint
 from .data.transforms import ToCurrent
 from .ops._spine import available as _available
 from .ops.binary_conv import binary_conv2d
+from .ops.binary_snn_layer import binary_snn_layer
 from .ops.bitpack import bitpack
 from .ops.events_to_current import events_to_current
 from .ops.mt_lif import mt_lif
 from .ops.spike_count import spike_count
 from .ops.stcb import stcb
+from .packed_spikes import PackedSpikes
 
 
 def backends() -> dict[str, dict[str, str]]:
@@ -31,7 +33,7 @@ def available_backends(op: str, device="cpu") -> tuple[str, ...]:
     return _available(op, device)
 
 
-__all__ = ["BACKENDS", "ToCurrent", "albsnn", "available_backends", "backends", "compat",
-           "binary_conv2d", "bitpack", "data", "energy", "events_to_current", "export",
-           "from_checkpoint", "memory", "models", "mt_lif", "nn", "ops", "reference",
-           "spike_count", "stcb", "__version__"]
+__all__ = ["BACKENDS", "PackedSpikes", "ToCurrent", "albsnn", "available_backends", "backends",
+           "compat", "binary_conv2d", "binary_snn_layer", "bitpack", "data", "energy",
+           "events_to_current", "export", "from_checkpoint", "memory", "models", "mt_lif",
+           "nn", "ops", "reference", "spike_count", "stcb", "__version__"]

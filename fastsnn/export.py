@@ -70,7 +70,7 @@ def to_onnx(model: nn.Module, example: torch.Tensor, path: Union[str, os.PathLik
                           "pip install onnx onnxscript") from None
     path = Path(path)
     if callable(getattr(model, "export_packed", None)):  # ALBSNN: its inference copy
-        model = model.export_packed()
+        model = model.export_packed(fused=False)  # ONNX has no packed-spike values
     was_training = model.training
     model.eval()
     batch_dim = 1 if getattr(model, "input_time_major", False) else 0

@@ -100,8 +100,46 @@ def _spike_count(backend, seed):
     _close(_grads(got, [s]), _grads(want, [s]), 0)
 
 
+def _packed_input(seed, levels=3, shape=(2, 2, 35, 6, 5)):
+    x = torch.randint(0, levels + 1, shape, generator=generator(seed)).float().to(DEVICE)
+    return x, fastsnn.PackedSpikes.from_float(x, levels)
+
+
+def _binary_conv2d_packed(backend, seed):
+    x, px = _packed_input(seed)
+    w = torch.randn(9, 35, 3, 3, generator=generator(seed + 1)).to(DEVICE)
+    got = fastsnn.binary_conv2d(px, w, "channel", padding=1, stride=(2, 1), backend=backend)
+    want = fastsnn.binary_conv2d(x, w, "channel", padding=1, stride=(2, 1), levels=3,
+                                 backend="reference")
+    assert torch.equal(got, want)
+
+
+def _mt_lif_packed(backend, seed):
+    g = generator(seed)
+    x = (torch.randn(3, 2, 37, 4, generator=g) * 1.5).to(DEVICE)
+    decay = torch.rand(37, generator=g).to(DEVICE)
+    options = dict(levels=int(seed % 4) + 1, reset=("hard", "soft", "none")[seed % 3])
+    got = fastsnn.mt_lif(x, decay, packed=True, backend=backend, **options)
+    assert torch.equal(got.unpack(), fastsnn.mt_lif(x, decay, backend="reference", **options))
+
+
+def _binary_snn_layer(backend, seed):
+    _, px = _packed_input(seed)
+    g = generator(seed + 2)
+    w = fastsnn.ops.binary_conv.PackedBinaryWeight.from_float(
+        torch.randn(40, 35, 3, 3, generator=g).to(DEVICE), None)
+    scale, bias = (torch.rand(40, generator=g) * 0.2).to(DEVICE), torch.randn(40).to(DEVICE)
+    options = dict(padding=1, levels=int(seed % 3) + 1, decay=0.6, threshold=0.9,
+                   reset=("hard", "soft", "none")[seed % 3])
+    got = fastsnn.binary_snn_layer(px, w, scale, bias, backend=backend, **options)
+    want = fastsnn.binary_snn_layer(px, w, scale, bias, backend="reference", **options)
+    assert torch.equal(got.words, want.words)
+
+
 CASES = {"mt_lif": _mt_lif, "binary_conv2d": _binary_conv2d,
-         "events_to_current": _events_to_current, "stcb": _stcb, "spike_count": _spike_count}
+         "events_to_current": _events_to_current, "stcb": _stcb, "spike_count": _spike_count,
+         "binary_conv2d_packed": _binary_conv2d_packed, "mt_lif_packed": _mt_lif_packed,
+         "binary_snn_layer": _binary_snn_layer}
 PAIRS = [(op, backend) for op, declared in OPS.items() for backend in declared.backends
          if backend != "reference"]
 

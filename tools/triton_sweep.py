@@ -7,7 +7,7 @@ each option value the tests use: every dtype x reset x surrogate for mt_lif with
 form, detach, synaptic current, v0, per-channel parameters and gradient modes cycling
 through their values; every output/mask mode of stcb; every split, weighting, pooling and
 event dtype of events_to_current; every activation, bit count, alpha/bias and dtype of
-binary_conv2d.
+binary_conv2d; resets, forms and level counts of the packed-spike kernels.
 """
 
 from __future__ import annotations
@@ -170,7 +170,35 @@ def sweep_spike_bits(fastsnn) -> None:
             raise AssertionError(f"spike_bits: triton round trip differs (levels={levels})")
 
 
-SWEEPS = (sweep_mt_lif, sweep_stcb, sweep_events, sweep_binary_conv, sweep_spike_bits)
+def sweep_packed_spikes(fastsnn) -> None:
+    """Packed spikes: binary_conv2d on PackedSpikes, mt_lif(packed=True) and the fused
+    binary_snn_layer over resets, forms, level counts (bit-planes in and out), shared and
+    per-channel decay, with and without scale / bias."""
+    from fastsnn.ops.binary_conv import PackedBinaryWeight
+    from fastsnn.ops.mt_lif import FORMS, RESETS
+
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(4, 3, 3, 3, generator=g)
+    for i, (reset, levels) in enumerate(itertools.product(RESETS, (1, 3, 5))):
+        form = FORMS[i % len(FORMS)]
+        x = torch.randint(0, levels + 1, (2, 2, 3, 5, 5), generator=g).float()
+        px = fastsnn.PackedSpikes.from_float(x, levels)
+        decay = torch.rand(4, generator=g) if i % 2 else 0.5
+        scale, bias = (torch.rand(4, generator=g), torch.randn(4, generator=g)) if i % 3 \
+            else (None, None)
+        fastsnn.binary_snn_layer(px, PackedBinaryWeight.from_float(w, None), scale, bias,
+                                 padding=1, levels=levels, decay=decay, reset=reset, form=form,
+                                 backend="triton")
+        fastsnn.mt_lif(x.flatten(3), torch.rand(3, generator=g) if i % 2 else 0.5,
+                       levels=levels, reset=reset,
+                       form=form, packed=True, backend="triton")
+        fastsnn.binary_conv2d(px, w, "channel" if i % 2 else None,
+                              torch.randn(4, generator=g) if i % 3 else None, padding=1,
+                              backend="triton")
+
+
+SWEEPS = (sweep_mt_lif, sweep_stcb, sweep_events, sweep_binary_conv, sweep_spike_bits,
+          sweep_packed_spikes)
 
 
 def recorded_sweep() -> list[dict]:

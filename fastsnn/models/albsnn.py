@@ -16,27 +16,28 @@ from torch import nn
 
 from ..export import reference_when_traced
 from ..nn.binary_conv import BinaryConv2d
-from ..nn.lif import MultiThresholdLIF
+from ..nn.binary_snn_block import BinarySNNBlock
 from ..nn.spike_conv import save_spikes_as_bits
+from ..packed_spikes import PackedSpikes, max_pool2d
 from ._config import from_config
 from .layers import averaging_batch_norm
 
 
-class _ConvBNLIF(nn.Module):
+class _ConvBNLIF(BinarySNNBlock):
+    """A ``BinarySNNBlock`` (3x3 conv, BN, LIF) starting in full precision, then optional
+    2x2 max pooling (which keeps spike values integral, so the next conv can run packed)."""
+
     def __init__(self, cin, cout, levels, pool, lif_kw):
-        super().__init__()
-        self.conv = BinaryConv2d(cin, cout, 3, padding=1, bias=False, levels=levels)
+        super().__init__(cin, cout, 3, padding=1, levels=levels, **lif_kw)
         self.conv.set_binarized(False)
-        self.bn = nn.BatchNorm2d(cout)
-        self.lif = MultiThresholdLIF(levels=levels, **lif_kw)
-        # max pooling keeps spike values integral, so the next conv can run packed
         self.pool = nn.MaxPool2d(2) if pool else None
 
-    def forward(self, x):  # [T, N, C, H, W]
-        y = self.bn(self.conv(x).flatten(0, 1)).unflatten(0, x.shape[:2])
-        s = self.lif(y)
+    def forward(self, x):  # [T, N, C, H, W] (PackedSpikes in a packed model)
+        s = super().forward(x)
         if self.pool is None:
             return s
+        if isinstance(s, PackedSpikes):
+            return max_pool2d(s, 2)
         return self.pool(s.flatten(0, 1)).unflatten(0, s.shape[:2])
 
 
@@ -87,10 +88,24 @@ class ALBSNN(nn.Module):
         y = self.classifier(self.features(x))  # [T, N, classes, H, W]
         return y.mean(dim=(0, 3, 4))
 
-    def export_packed(self) -> nn.Module:
-        """An inference copy whose binarised layers hold packed weights and run the packed
-        ``binary_conv2d`` kernel; full-precision layers are unchanged."""
-        model = copy.deepcopy(self).eval()
+    def export_packed(self, fused: bool = True) -> nn.Module:
+        """An inference copy whose binarised layers hold packed weights.
+
+        ``fused`` (default): each binarised stage becomes the fused packed layer
+        (``BinarySNNBlock.pack()``: conv, folded batch norm and LIF in one kernel, spikes
+        packed between layers; a full-precision stage that feeds one emits packed spikes);
+        its predictions equal this model's in eval mode. ``fused=False``: only the convs
+        are packed (``binary_conv2d`` kernel), float spikes between layers (what
+        ``fastsnn.export.to_onnx`` exports). Parameters of the copy need no gradient.
+        """
+        model = copy.deepcopy(self).eval().requires_grad_(False)
+        stages = list(model.features)
+        if fused:
+            for i, stage in enumerate(stages):
+                if stage.conv.binarized:
+                    stage.pack()
+                elif i + 1 < len(stages) and stages[i + 1].conv.binarized:
+                    stage.lif.packed = True  # the next stage reads packed spikes
         for module in model.modules():
             if isinstance(module, BinaryConv2d) and module.binarized:
                 module.pack()

@@ -17,6 +17,7 @@ from ..ops.binary_conv import (
     binary_conv2d,
     check_values,
 )
+from ..packed_spikes import PackedSpikes
 from ..reference.binary_conv import float_path
 
 
@@ -113,6 +114,10 @@ class BinaryConv2d(nn.Module):
     # ----------------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv = dict(stride=self.stride, padding=self.padding, dilation=self.dilation)
+        if isinstance(x, PackedSpikes):  # inference on packed spikes: no repacking
+            if self.binarized:
+                return self._forward_packed_spikes(x, conv)
+            x = x.unpack()  # full precision: a float convolution
         if not self.binarized:
             lead, x4 = x.shape[:-3], x.reshape(-1, *x.shape[-3:])
             out = F.conv2d(x4, self.weight, self.bias, **conv)
@@ -126,6 +131,15 @@ class BinaryConv2d(nn.Module):
                   else PackedBinaryWeight.from_float(self.weight.detach(), self.alpha_mode))
         return binary_conv2d(x, weight, None, self.bias, activation=self.activation,
                              levels=self.levels, backend=self.backend, **conv)
+
+    def _forward_packed_spikes(self, x: PackedSpikes, conv: dict) -> torch.Tensor:
+        if self.activation != "spike" or x.levels != self.levels:
+            raise ValueError(f"PackedSpikes input needs activation='spike' and levels="
+                             f"{x.levels} (the input's); this layer has activation="
+                             f"{self.activation!r}, levels={self.levels}")
+        weight = (self._packed_weight() if self.packed
+                  else PackedBinaryWeight.from_float(self.weight.detach(), self.alpha_mode))
+        return binary_conv2d(x, weight, None, self.bias, backend=self.backend, **conv)
 
     # ----------------------------------------------------------------------- state
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,

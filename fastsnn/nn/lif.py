@@ -24,7 +24,8 @@ class MultiThresholdLIF(nn.Module):
     initialisation), one per layer or one per channel with ``per_channel=C``. ``syn_decay``
     turns on the fused synaptic current; ``learnable_syn=True`` makes it
     ``sigmoid(syn_logit)`` (init 0.5, or ``syn_decay``), shaped like the decay. State dicts
-    saved with the former names ``w`` / ``v`` still load.
+    saved with the former names ``w`` / ``v`` still load. ``packed=True`` (inference only)
+    returns ``fastsnn.PackedSpikes`` written by the kernel (``mt_lif(..., packed=True)``).
     """
 
     _FORMER_NAMES = {"w": "decay_logit", "v": "syn_logit"}
@@ -35,7 +36,8 @@ class MultiThresholdLIF(nn.Module):
                  width: Optional[float] = None, detach_reset: bool = False,
                  syn_decay: Optional[float] = None, learnable_syn: bool = False,
                  backend: Optional[str] = None, *, tau: Optional[float] = None,
-                 alpha: Optional[float] = None, slope: Optional[float] = None):
+                 alpha: Optional[float] = None, slope: Optional[float] = None,
+                 packed: bool = False):
         super().__init__()
         decay = decay_from(decay, tau)
         if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not (
@@ -52,6 +54,9 @@ class MultiThresholdLIF(nn.Module):
         self.levels, self.threshold, self.form = levels, threshold, form
         self.reset, self.surrogate, self.width = reset, surrogate, width
         self.detach_reset, self.backend = detach_reset, backend
+        if not isinstance(packed, bool):
+            raise TypeError(f"packed must be a bool, got {type(packed).__name__}")
+        self.packed = packed
         shape = (per_channel,) if per_channel else ()
         if learnable_decay:
             # tau = 1/(1-decay) = 2 at init means decay = 0.5, a logit of 0.
@@ -79,7 +84,7 @@ class MultiThresholdLIF(nn.Module):
                       reset=self.reset, surrogate=self.surrogate, width=self.width,
                       detach_reset=self.detach_reset, form=self.form,
                       syn_decay=self._syn(), v0=v0, alpha=self.alpha, slope=self.slope,
-                      backend=self.backend)
+                      backend=self.backend, packed=self.packed)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         for old, new in self._FORMER_NAMES.items():

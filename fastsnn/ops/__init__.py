@@ -3,6 +3,17 @@
 so ``fastsnn.ops.mt_lif`` is the module (no function shadows it).
 """
 
-from . import binary_conv, bitpack, events_to_current, mt_lif, spike_count, stcb
+from . import (
+    binary_conv,
+    binary_conv_packed,
+    binary_snn_layer,
+    bitpack,
+    events_to_current,
+    mt_lif,
+    mt_lif_packed,
+    spike_count,
+    stcb,
+)
 
-__all__ = ["binary_conv", "bitpack", "events_to_current", "mt_lif", "spike_count", "stcb"]
+__all__ = ["binary_conv", "binary_conv_packed", "binary_snn_layer", "bitpack",
+           "events_to_current", "mt_lif", "mt_lif_packed", "spike_count", "stcb"]

@@ -45,6 +45,7 @@ import torch
 from torch import Tensor
 
 from .._enums import BinaryActivation, options, parse
+from ..packed_spikes import PackedSpikes
 from ..reference import binary_conv as ref
 from . import _checks
 from ._spine import Kernel, Op
@@ -201,6 +202,24 @@ def _alpha_arg(alpha, weight: Optional[Tensor], cout: int) -> Optional[Tensor]:
     return ref.alpha_tensor(alpha, weight)
 
 
+def weight_args(weight, alpha, device: torch.device):
+    """``(cout, cin, kh, kw, alpha)`` of a float or packed weight checked against x's
+    ``device`` (alpha not yet checked as a vector)."""
+    if not isinstance(weight, PackedBinaryWeight):
+        _check_weight(weight)
+        if weight.device != device:
+            raise ValueError(f"weight is on {weight.device} but x is on {device}")
+        cout, cin, kh, kw = (int(s) for s in weight.shape)
+        return cout, cin, kh, kw, _alpha_arg(alpha, weight, cout)
+    (kh, kw), cout = weight.kernel_size, weight.out_channels
+    if weight.words.device != device:
+        raise ValueError(f"weight is on {weight.words.device} but x is on {device}")
+    if alpha is not None and weight.alpha is not None:
+        raise ValueError("alpha given twice: the PackedBinaryWeight carries an alpha")
+    a = weight.alpha if alpha is None else _alpha_arg(alpha, None, cout)
+    return cout, weight.in_channels, kh, kw, a
+
+
 def _check_x(x, backend: str) -> None:
     _checks.tensor(x, "x")
     OP.check_dtype(x, "x", backend)
@@ -266,26 +285,21 @@ def binary_conv2d(x: Tensor, weight: Union[Tensor, PackedBinaryWeight],
     a ``[Cout]`` tensor; a packed weight brings its own. The integer part is exact; the
     result is ``float32(dot) * alpha + bias`` in x's dtype. ``validate=True`` checks that
     x's values are valid for the activation (invalid values otherwise give garbage).
+    ``x`` may be ``fastsnn.PackedSpikes`` (spike activation, its own levels): the kernel
+    reads the packed words as they are (docs/packed_spikes.md).
     """
+    if isinstance(x, PackedSpikes):  # no repacking: fastsnn/ops/binary_conv_packed.py
+        from .binary_conv_packed import binary_conv2d_packed
+        return binary_conv2d_packed(x, weight, alpha, bias, stride=stride, padding=padding,
+                                    dilation=dilation, activation=activation,
+                                    levels=None if levels == 1 else levels, backend=backend)
     chosen = OP.choose(backend, x)
     _check_x(x, chosen)
     bits = _check_levels(levels, activation)
     stride, padding = _pair(stride, "stride", 1), _pair(padding, "padding", 0)
     dilation = _pair(dilation, "dilation", 1)
     packed = weight if isinstance(weight, PackedBinaryWeight) else None
-    if packed is None:
-        _check_weight(weight)
-        if weight.device != x.device:
-            raise ValueError(f"weight is on {weight.device} but x is on {x.device}")
-        cout, cin, kh, kw = (int(s) for s in weight.shape)
-        a = _alpha_arg(alpha, weight, cout)
-    else:
-        cout, cin, (kh, kw) = packed.out_channels, packed.in_channels, packed.kernel_size
-        if packed.words.device != x.device:
-            raise ValueError(f"weight is on {packed.words.device} but x is on {x.device}")
-        if alpha is not None and packed.alpha is not None:
-            raise ValueError("alpha given twice: the PackedBinaryWeight carries an alpha")
-        a = packed.alpha if alpha is None else _alpha_arg(alpha, None, cout)
+    cout, cin, kh, kw, a = weight_args(weight, alpha, x.device)
     if cin != x.shape[-3]:
         raise ValueError(f"weight has {cin} input channels but x has {x.shape[-3]} "
                          f"(x.shape[-3])")

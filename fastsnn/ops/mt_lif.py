@@ -46,11 +46,13 @@ import torch
 from torch import Tensor
 
 from .._enums import Form, Reset, Save, Surrogate, options, parse
+from ..packed_spikes import PackedSpikes
 from ..reference.mt_lif import compute_dtype
 from ..reference.mt_lif import mt_lif as reference_mt_lif
 from . import _checks
 from ._spine import Kernel, Op
 from .lif_options import decay_from, surrogate_parameter
+from .mt_lif_packed import check_packed_call, mt_lif_packed
 
 RESETS, SURROGATES, FORMS = options(Reset), options(Surrogate), options(Form)
 # The Triton kernels unroll the levels at compile time (tl.static_range): bounded so that
@@ -195,7 +197,8 @@ def mt_lif(x: Tensor, decay: Union[None, float, Tensor] = None, *, threshold: fl
            width: Optional[float] = None, detach_reset: bool = False, form: str = "stbp",
            syn_decay: Union[None, float, Tensor] = None, v0: Optional[Tensor] = None,
            tau: Union[None, float, Tensor] = None, alpha: Optional[float] = None,
-           slope: Optional[float] = None, backend: Optional[str] = None) -> Tensor:
+           slope: Optional[float] = None, backend: Optional[str] = None,
+           packed: bool = False) -> Union[Tensor, PackedSpikes]:
     """Spikes of a multi-threshold LIF neuron over time; same shape and dtype as ``x``.
 
     ``x`` is ``[T, N, C, ...]``. Per element and step: optional synaptic current
@@ -211,6 +214,8 @@ def mt_lif(x: Tensor, decay: Union[None, float, Tensor] = None, *, threshold: fl
     "sigmoid" of width ``width`` (default ``threshold``; a reconstruction of paper A's
     approximated derivatives), "atan" with SpikingJelly's ``alpha`` (default 2) and
     "fast_sigmoid" with snnTorch's ``slope`` (default 25) (docs/mt_lif.md).
+    ``packed=True`` (inference only) returns the same spikes as ``fastsnn.PackedSpikes``
+    written by the kernel (``fastsnn/ops/mt_lif_packed.py``; docs/packed_spikes.md).
     """
     decay = decay_from(decay, tau)
     chosen = OP.choose(backend, x)
@@ -223,6 +228,10 @@ def mt_lif(x: Tensor, decay: Union[None, float, Tensor] = None, *, threshold: fl
     decay_t = _param(decay, "decay", x, acc)
     syn_t = None if syn_decay is None else _param(syn_decay, "syn_decay", x, acc)
     threshold = _rounded(threshold, acc)
+    if _checks.boolean(packed, "packed"):
+        check_packed_call(x, (x, decay_t), syn_decay, v0, levels)
+        return mt_lif_packed(x, decay_t, threshold=threshold, levels=levels, reset=reset,
+                             form=form, backend=backend)
     width = _rounded(surrogate_parameter(surrogate, threshold, width, alpha, slope), acc)
     if chosen == "reference":
         return reference_mt_lif(x, decay_t if decay_t.numel() > 1 else decay_t.reshape(()),
