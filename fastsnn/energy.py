@@ -35,7 +35,8 @@ import torch
 from torch import nn
 
 from . import nn as fastsnn_nn
-from .nn import MultiThresholdLIF
+from .nn import BinarySNNBlock, MultiThresholdLIF
+from .packed_spikes import PackedSpikes
 
 E_MAC_PJ = 4.6  # 45 nm, 32-bit float multiply-accumulate (Horowitz, ISSCC 2014)
 E_AC_PJ = 0.9   # 45 nm, 32-bit float add
@@ -165,6 +166,11 @@ def _per_step_numel(module: nn.Module, x: torch.Tensor) -> int:
     return module.in_features
 
 
+def _floats(t):
+    """Packed spikes as the float spikes they stand for (the counts need values)."""
+    return t.unpack() if isinstance(t, PackedSpikes) else t
+
+
 def _infer_batch(model: nn.Module, example: torch.Tensor) -> int:
     return int(example.shape[1] if getattr(model, "input_time_major", False)
                else example.shape[0])
@@ -202,12 +208,29 @@ def count_ops(model: nn.Module, example_input: torch.Tensor, *,
 
     def layer_hook(name):
         def hook(module, inputs, output):
-            record_layer(name, module, inputs[0], layer_flops(module, output))
+            output = _floats(output)
+            record_layer(name, module, _floats(inputs[0]), layer_flops(module, output))
         return hook
 
     def neuron_hook(name):
         def hook(module, inputs, output):
+            output = _floats(output)
             record_spikes(name, output, output.shape[0])
+        return hook
+
+    def block_hook(name):
+        """A ``BinarySNNBlock`` in eval with a binarised conv runs ``binary_conv2d`` with the
+        folded batch norm itself, and once packed one fused op: its conv module (and then
+        its neuron module) never run, so the block accounts them from its input and
+        output."""
+        def hook(module, inputs, output):
+            if module.training or not module.conv.binarized:
+                return  # its modules ran and were counted
+            output = _floats(output)
+            record_layer(f"{name}.conv", module.conv, _floats(inputs[0]),
+                         layer_flops(module.conv, output))
+            if module.fused:
+                record_spikes(f"{name}.lif", output, output.shape[0])
         return hook
 
     def stcb_hook(name):
@@ -225,6 +248,8 @@ def count_ops(model: nn.Module, example_input: torch.Tensor, *,
     for name, module in model.named_modules():
         if stcb_type is not None and isinstance(module, stcb_type):
             hooks.append(module.register_forward_hook(stcb_hook(name)))
+        elif isinstance(module, BinarySNNBlock):
+            hooks.append(module.register_forward_hook(block_hook(name)))
         elif _is_conv(module) or isinstance(module, nn.Linear):
             # (an STCB in count mode never calls its conv module: its own hook counts it)
             hooks.append(module.register_forward_hook(layer_hook(name)))

@@ -129,3 +129,23 @@ def test_count_level_stcb_is_counted():
     assert second.rate == pytest.approx(float(counts.mean()))  # spikes per neuron over T
     assert second.ops == pytest.approx(second.flops * float(counts.mean()))
     assert report.neurons[0].steps == 3
+
+
+def test_fused_packed_albsnn_counts_like_its_unfused_copy():
+    # The fused layer runs neither its conv nor its neuron module: the block's own hook
+    # accounts both, from packed spikes, so the report equals the unfused model's.
+    torch.manual_seed(0)
+    model = build("albsnn", "digits", levels=3)
+    for block in model.features[1:]:
+        block.conv.set_binarized(True)
+    with torch.no_grad():  # open the thresholds a little so spikes flow in every layer
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.bias.fill_(0.6)
+    x = torch.rand(4, 1, 8, 8)
+    fused, unfused = model.export_packed(fused=True), model.export_packed(fused=False)
+    a, b = count_ops(fused, x), count_ops(unfused, x)
+    assert b.spike_rate > 0.01
+    assert [(n.name, n.neurons, n.steps, n.rate) for n in a.neurons] == \
+        [(n.name, n.neurons, n.steps, n.rate) for n in b.neurons]
+    assert a.energy_snn_pj == pytest.approx(b.energy_snn_pj, rel=1e-12)
