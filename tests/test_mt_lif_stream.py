@@ -118,3 +118,40 @@ def test_detached_state_cuts_the_graph():
     s, _ = mt_lif(x[2:], 0.8, state=state.detach(), return_state=True)
     (g,) = torch.autograd.grad((s * torch.randn_like(s)).sum(), x)
     assert torch.equal(g[:2], torch.zeros_like(g[:2]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_stateful_module_in_chunks_equals_one_call(backend):
+    from fastsnn.nn import MultiThresholdLIF
+
+    torch.manual_seed(3)
+    lif = MultiThresholdLIF(levels=2, threshold=0.6, learnable_decay=True, per_channel=3,
+                            syn_decay=0.6, learnable_syn=True, v_reset=-0.3, stateful=True,
+                            step_rank=3, backend=backend)
+    x = (torch.randn(9, 2, 3, 4) * 1.5).to(DEVICE).requires_grad_()
+    weight = torch.randn(x.shape).to(DEVICE)
+    params = list(lif.parameters())
+
+    def run(chunks):
+        lif.reset_state()
+        s = torch.cat([lif(part) for part in x.split(chunks)])
+        return s, torch.autograd.grad((s * weight).sum(), [x, *params])
+
+    s_whole, g_whole = run(9)
+    s, grads = run(4)
+    assert torch.equal(s, s_whole)
+    for got, want in zip(grads, g_whole):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    # detach_state keeps the values, cuts the graph; reset_state forgets them
+    lif.reset_state()
+    lif(x[:4].detach())
+    kept = lif.state.u.clone()
+    lif.detach_state()
+    assert torch.equal(lif.state.u, kept) and not lif.state.u.requires_grad
+    lif.reset_state()
+    assert lif.state is None
+    with pytest.raises(ValueError, match="step of rank 3"):
+        lif(x[0])
+    lif(x[:2].detach())
+    with pytest.raises(ValueError, match="v0 given to a stateful module"):
+        lif(x[2:4].detach(), torch.zeros(2, 3, 4))
