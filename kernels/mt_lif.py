@@ -31,6 +31,8 @@ import triton
 import triton.language as tl
 
 from .._enums import Form, Reset, Save, Surrogate
+from .mt_lif_checks import check_backward as _check_backward
+from .mt_lif_checks import check_contract as _check_contract
 
 # The enum values (fastsnn/_enums.py) as compile-time constants the kernel bodies compare
 # their constexpr options with; host code uses the IntEnums themselves.
@@ -311,30 +313,6 @@ def _block(step: int) -> int:
     return block
 
 
-def _check_contract(x: torch.Tensor, decay: torch.Tensor, syn_decay, v0, j0=None,
-                    grad_u=None, grad_j=None) -> None:
-    """Cheap guards so a contract violation can never turn into an out-of-bounds access."""
-    if x.dim() != 4 or not x.is_contiguous():
-        raise ValueError(f"x must be a contiguous [T, N, C, R] tensor, got shape "
-                         f"{tuple(x.shape)} (contiguous: {x.is_contiguous()})")
-    channels = x.shape[2]
-    for name, p in (("decay", decay), ("syn_decay", syn_decay)):
-        if p is not None and (p.dim() != 1 or p.numel() not in (1, channels)
-                              or p.dtype != torch.float32 or not p.is_contiguous()):
-            raise ValueError(f"{name} must be a contiguous float32 [1] or [C] tensor, got "
-                             f"{p.dtype} {tuple(p.shape)}")
-    for name, t in (("v0", v0), ("j0", j0), ("grad_u", grad_u), ("grad_j", grad_j)):
-        if t is not None and (t.shape != x.shape[1:] or t.dtype != torch.float32
-                              or not t.is_contiguous()):
-            raise ValueError(f"{name} must be a contiguous float32 {tuple(x.shape[1:])} "
-                             f"tensor, got {t.dtype} {tuple(t.shape)}")
-    for name, t in (("j0", j0), ("grad_j", grad_j)):
-        if t is not None and syn_decay is None:
-            raise ValueError(f"{name} without syn_decay")
-    if x.shape[1] * x.shape[2] * x.shape[3] >= 2**31:
-        raise ValueError("mt_lif (triton): one time step must have fewer than 2**31 elements")
-
-
 def _common_args(x, decay, syn_decay, v0):
     """(grid, runtime shape args, constexprs shared by both kernels)."""
     step = x.shape[1] * x.shape[2] * x.shape[3]
@@ -378,25 +356,6 @@ def mt_lif_forward(x, decay, syn_decay, v0, j0, threshold, v_reset, levels, rese
         SAVE=int(save), SAVE_J=bool(save_j), HAS_J0=j0 is not None,
         STATE=bool(return_state), **flags, num_warps=NUM_WARPS, enable_fp_fusion=False)
     return s, saved, j, u_t, j_t
-
-
-def _check_backward(grad_s, s, saved, j, reset, detach_reset, form, save, decay_grad,
-                    syn_grad, syn_decay):
-    if save not in (Save.SG, Save.H):
-        raise RuntimeError("mt_lif (triton): backward needs save mode sg or h")
-    if save == Save.SG and (decay_grad or (reset == Reset.HARD and not detach_reset)):
-        raise ValueError("mt_lif (triton): save mode sg cannot give the decay gradient or "
-                         "the attached hard-reset gradient; use save mode h")
-    if syn_grad and syn_decay is None:
-        raise ValueError("mt_lif (triton): syn_grad without syn_decay")
-    needs_j = (decay_grad and form == Form.PLIF) or syn_grad
-    if needs_j and j.numel() != grad_s.numel():
-        raise RuntimeError("mt_lif (triton): this gradient needs j[t] (the synaptic current, "
-                           "or x without one) saved by the forward (save_j)")
-    for name, t in (("s", s), ("saved", saved)):
-        if t.shape != grad_s.shape:
-            raise ValueError(f"{name} must have the shape of grad_s {tuple(grad_s.shape)}, "
-                             f"got {tuple(t.shape)}")
 
 
 def _reduce(ws: torch.Tensor, like: torch.Tensor, shape) -> torch.Tensor:
