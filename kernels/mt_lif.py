@@ -313,6 +313,18 @@ def _block(step: int) -> int:
     return block
 
 
+def _initial_state(u_t, j_t, v0, j0, v_reset) -> None:
+    """The final state of a call without steps: the initial one (v0 or v_reset; j0 or 0)."""
+    if v0 is not None:
+        u_t.copy_(v0)
+    else:
+        u_t.fill_(float(v_reset))
+    if j_t.numel() and j0 is not None:
+        j_t.copy_(j0)
+    elif j_t.numel():
+        j_t.zero_()
+
+
 def _common_args(x, decay, syn_decay, v0):
     """(grid, runtime shape args, constexprs shared by both kernels)."""
     step = x.shape[1] * x.shape[2] * x.shape[3]
@@ -343,8 +355,10 @@ def mt_lif_forward(x, decay, syn_decay, v0, j0, threshold, v_reset, levels, rese
     u_t = x.new_empty(x.shape[1:], dtype=torch.float32) if return_state else empty
     j_t = (x.new_empty(x.shape[1:], dtype=torch.float32)
            if return_state and syn_decay is not None else empty)
-    if x.shape[1:].numel() == 0 or (x.shape[0] == 0 and not return_state):
-        return s, saved, j, u_t, j_t  # (T = 0 with a state: the kernel copies the initial one)
+    if x.shape[0] == 0 or x.shape[1:].numel() == 0:  # no step: the state is the initial one
+        if return_state:
+            _initial_state(u_t, j_t, v0, j0, v_reset)
+        return s, saved, j, u_t, j_t
     grid, (T, step, C, R), flags = _common_args(x, decay, syn_decay, v0)
     # Unused pointers get a harmless placeholder; the constexpr flags keep them unread.
     _mt_lif_fwd_kernel[grid](

@@ -362,8 +362,8 @@ void mt_lif_forward(const MtLifParams& p, DType dtype, const void* x, const floa
                     StateOut final_state, cudaStream_t stream) {
   check_params(p);
   const int64_t M = p.step();
-  // T == 0 with a state: the kernel still runs, to copy the initial state to the final one
-  if (M == 0 || (p.T == 0 && !p.return_state)) return;
+  // T == 0: the binding gives the initial state as the final one (no kernel runs)
+  if (p.T == 0 || M == 0) return;
   const float* v0 = init.u;
   require(x && decay && s, "x, decay and s must not be null");
   require(syn != nullptr || p.syn_size == 0, "syn is null");

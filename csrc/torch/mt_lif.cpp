@@ -278,6 +278,13 @@ Tensors5 mt_lif_forward_cuda(const Tensor& x, const Tensor& decay, const OptTens
   const CudaLaunch launch(x);
   const Tensors5 out = forward_outputs(x, p);
   const auto& [s, saved, j, u_t, j_t] = out;
+  if (p.T == 0 && p.return_state) {  // no step: the final state is the initial one
+    if (v0) u_t.copy_(*v0); else u_t.fill_(v_reset);
+    if (p.syn_size) {
+      if (j0) j_t.copy_(*j0); else j_t.zero_();
+    }
+    return out;
+  }
   const cuda::StateIn in{data_or_null<float>(v0), data_or_null<float>(j0)};
   const cuda::StateOut st{data_or_null<float>(u_t), data_or_null<float>(j_t)};
   cuda::mt_lif_forward(p, cuda_dtype(x.scalar_type()), x.const_data_ptr(),
