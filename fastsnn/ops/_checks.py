@@ -41,7 +41,7 @@ def finite_float(value, name: str) -> float:
     or infinity."""
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{name} must be a float, got {type(value).__name__}")
-    if not math.isfinite(value):
+    if not -math.inf < value < math.inf:  # NaN fails it too; traces under torch.compile
         raise ValueError(f"{name} must be a finite float, got {value!r}")
     return float(value)
 
