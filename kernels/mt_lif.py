@@ -31,6 +31,8 @@ import triton
 import triton.language as tl
 
 from .._enums import Form, Reset, Save, Surrogate
+from .mt_lif_checks import check_backward as _check_backward
+from .mt_lif_checks import check_contract as _check_contract
 
 # The enum values (fastsnn/_enums.py) as compile-time constants the kernel bodies compare
 # their constexpr options with; host code uses the IntEnums themselves.
@@ -81,11 +83,12 @@ def _staircase(h, thr, LEVELS: tl.constexpr):
 
 
 @triton.jit
-def _reset(h, s, thr, RESET: tl.constexpr):
-    """u[t] from h[t] and s[t]: hard to 0 on h >= threshold, soft subtracts, or none
+def _reset(h, s, thr, vr, RESET: tl.constexpr):
+    """u[t] from h[t] and s[t]: hard to v_reset on h >= threshold, soft subtracts, or none
     (none and subtract_next carry h)."""
-    if RESET == HARD:  # h * (1 - fired), as the reference: an infinite h leaves NaN
-        u = h * (1.0 - (h >= thr).to(tl.float32))
+    if RESET == HARD:  # h * (1 - fired) + vr * fired, as the reference: inf h leaves NaN
+        fired = (h >= thr).to(tl.float32)
+        u = h * (1.0 - fired) + vr * fired
     elif RESET == SOFT:
         u = h - thr * s
     else:
@@ -104,13 +107,13 @@ def _channel_param(ptr, offs, mask, C, R, PER_CHANNEL: tl.constexpr):
 
 
 @triton.jit(do_not_specialize=["T"])
-def _mt_lif_fwd_kernel(x_ptr, decay_ptr, syn_ptr, v0_ptr, s_ptr, saved_ptr, j_ptr,
-                       T, step, C, R, thr, a,
+def _mt_lif_fwd_kernel(x_ptr, decay_ptr, syn_ptr, v0_ptr, j0_ptr, s_ptr, saved_ptr, j_ptr,
+                       ut_ptr, jt_ptr, T, step, C, R, thr, vr, a,
                        LEVELS: tl.constexpr, RESET: tl.constexpr, SURROGATE: tl.constexpr,
                        FORM: tl.constexpr, SAVE: tl.constexpr, SAVE_J: tl.constexpr,
-                       HAS_SYN: tl.constexpr, HAS_V0: tl.constexpr,
-                       DECAY_PER_C: tl.constexpr, SYN_PER_C: tl.constexpr,
-                       BLOCK: tl.constexpr):
+                       HAS_SYN: tl.constexpr, HAS_V0: tl.constexpr, HAS_J0: tl.constexpr,
+                       STATE: tl.constexpr, DECAY_PER_C: tl.constexpr,
+                       SYN_PER_C: tl.constexpr, BLOCK: tl.constexpr):
     # int64: one step of x may hold 2^31 elements or more (8 GB in bfloat16 fits a GPU)
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < step
@@ -119,20 +122,23 @@ def _mt_lif_fwd_kernel(x_ptr, decay_ptr, syn_ptr, v0_ptr, s_ptr, saved_ptr, j_pt
     alpha = lam
     if HAS_SYN:
         alpha = _channel_param(syn_ptr, offs, mask, C, R, SYN_PER_C)
-    u = tl.zeros([BLOCK], dtype=tl.float32)
+    u = tl.zeros([BLOCK], dtype=tl.float32) + vr  # at rest without v0
     if HAS_V0:
         u = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     j = tl.zeros([BLOCK], dtype=tl.float32)
+    if HAS_J0:
+        j = tl.load(j0_ptr + offs, mask=mask, other=0.0)
     for _ in range(T):
         xt = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
         if HAS_SYN:
             j = alpha * j + xt
         else:
             j = xt
+        # vr + lam * (u - vr) + c * j: exactly lam * u + c * j when vr = 0
         if FORM == STBP:
-            h = lam * u + j
+            h = (vr + lam * (u - vr)) + j
         else:
-            h = lam * u + c * j
+            h = (vr + lam * (u - vr)) + c * j
         if RESET == SUBTRACT_NEXT:  # the last step's spikes, off the carried membrane
             h = h - thr * _staircase(u, thr, LEVELS)
         s = _staircase(h, thr, LEVELS)
@@ -145,16 +151,20 @@ def _mt_lif_fwd_kernel(x_ptr, decay_ptr, syn_ptr, v0_ptr, s_ptr, saved_ptr, j_pt
             tl.store(saved_ptr + offs, h, mask=mask)
         if SAVE_J:
             tl.store(j_ptr + offs, j, mask=mask)
-        u = _reset(h, s, thr, RESET)
+        u = _reset(h, s, thr, vr, RESET)
         # Advancing the pointers (64-bit) rather than t*step keeps huge tensors safe.
         x_ptr += step
         s_ptr += step
         saved_ptr += step
         j_ptr += step
+    if STATE:
+        tl.store(ut_ptr + offs, u, mask=mask)
+        if HAS_SYN:
+            tl.store(jt_ptr + offs, j, mask=mask)
 
 
 @triton.jit
-def _sg_dudh(h, sg_saved, s, thr, a, LEVELS: tl.constexpr, RESET: tl.constexpr,
+def _sg_dudh(h, sg_saved, s, thr, vr, a, LEVELS: tl.constexpr, RESET: tl.constexpr,
              SURROGATE: tl.constexpr, DETACH: tl.constexpr, SAVE: tl.constexpr):
     """sg(h[t]) and du[t]/dh[t] from the saved h (mode H) or the saved sg and s (mode Sg)."""
     if SAVE == SAVE_H:
@@ -166,7 +176,8 @@ def _sg_dudh(h, sg_saved, s, thr, a, LEVELS: tl.constexpr, RESET: tl.constexpr,
     if RESET == HARD:
         dudh = tl.where(fired, 0.0, 1.0)
         if not DETACH:  # only in mode H (the wrapper checks)
-            dudh = dudh - h * _bump(h - thr, a, SURROGATE)
+            g1 = _bump(h - thr, a, SURROGATE)
+            dudh = dudh - h * g1 + vr * g1
     elif RESET == SOFT:
         if DETACH:
             dudh = tl.full(sg.shape, 1.0, tl.float32)
@@ -178,7 +189,7 @@ def _sg_dudh(h, sg_saved, s, thr, a, LEVELS: tl.constexpr, RESET: tl.constexpr,
 
 
 @triton.jit
-def _grad_step(gs, sg, dudh, u_prev, j_cur, j_prev, gu, gj, gdec, gsyn, lam, c, alpha,
+def _grad_step(gs, sg, dudh, u_prev, j_cur, j_prev, gu, gj, gdec, gsyn, lam, c, alpha, vr,
                FORM: tl.constexpr, HAS_SYN: tl.constexpr, DECAY_GRAD: tl.constexpr,
                SYN_GRAD: tl.constexpr):
     """One step of backward_recursion; returns (gx[t], gu, gj, gdecay, gsyn)."""
@@ -186,9 +197,9 @@ def _grad_step(gs, sg, dudh, u_prev, j_cur, j_prev, gu, gj, gdec, gsyn, lam, c, 
     gu = lam * gh
     if DECAY_GRAD:
         if FORM == STBP:
-            gdec = gdec + gh * u_prev
+            gdec = gdec + gh * (u_prev - vr)
         else:
-            gdec = gdec + gh * (u_prev - j_cur)
+            gdec = gdec + gh * ((u_prev - vr) - j_cur)
     if FORM == STBP:
         gjt = gh
     else:
@@ -202,12 +213,13 @@ def _grad_step(gs, sg, dudh, u_prev, j_cur, j_prev, gu, gj, gdec, gsyn, lam, c, 
 
 
 @triton.jit(do_not_specialize=["T"])
-def _mt_lif_bwd_kernel(gs_ptr, s_ptr, saved_ptr, j_ptr, decay_ptr, syn_ptr, v0_ptr,
-                       gx_ptr, gdec_ptr, gsyn_ptr, gv0_ptr,
-                       T, step, C, R, thr, a,
+def _mt_lif_bwd_kernel(gs_ptr, gut_ptr, gjt_ptr, s_ptr, saved_ptr, j_ptr, decay_ptr, syn_ptr,
+                       v0_ptr, j0_ptr, gx_ptr, gdec_ptr, gsyn_ptr, gv0_ptr, gj0_ptr,
+                       T, step, C, R, thr, vr, a,
                        LEVELS: tl.constexpr, RESET: tl.constexpr, SURROGATE: tl.constexpr,
                        DETACH: tl.constexpr, FORM: tl.constexpr, SAVE: tl.constexpr,
-                       HAS_SYN: tl.constexpr, HAS_V0: tl.constexpr,
+                       HAS_SYN: tl.constexpr, HAS_V0: tl.constexpr, HAS_J0: tl.constexpr,
+                       HAS_GU: tl.constexpr, HAS_GJ: tl.constexpr,
                        DECAY_PER_C: tl.constexpr, SYN_PER_C: tl.constexpr,
                        DECAY_GRAD: tl.constexpr, SYN_GRAD: tl.constexpr,
                        BLOCK: tl.constexpr):
@@ -230,6 +242,10 @@ def _mt_lif_bwd_kernel(gs_ptr, s_ptr, saved_ptr, j_ptr, decay_ptr, syn_ptr, v0_p
     gx_ptr += last
     zero = tl.zeros([BLOCK], dtype=tl.float32)
     gu, gj, gdec, gsyn = zero, zero, zero, zero
+    if HAS_GU:  # streaming: the final state's gradient starts the accumulators
+        gu = tl.load(gut_ptr + offs, mask=mask, other=0.0)
+    if HAS_GJ:
+        gj = tl.load(gjt_ptr + offs, mask=mask, other=0.0)
     # Carried between steps: h[t] (mode H) and j[t]; each step loads the t-1 ones.
     h, sg_t, s_t, j_cur = zero, zero, zero, zero
     if SAVE == SAVE_H:
@@ -246,12 +262,13 @@ def _mt_lif_bwd_kernel(gs_ptr, s_ptr, saved_ptr, j_ptr, decay_ptr, syn_ptr, v0_p
         if SAVE == SAVE_H:
             h_prev = tl.load(saved_ptr - step + offs, mask=mask, other=0.0)
             if DECAY_GRAD:  # u[t-1] = reset(h[t-1]), recomputed bit for bit
-                u_prev = _reset(h_prev, _staircase(h_prev, thr, LEVELS), thr, RESET)
+                u_prev = _reset(h_prev, _staircase(h_prev, thr, LEVELS), thr, vr, RESET)
         if LOAD_J:
             j_prev = tl.load(j_ptr - step + offs, mask=mask, other=0.0)
-        sg, dudh = _sg_dudh(h, sg_t, s_t, thr, a, LEVELS, RESET, SURROGATE, DETACH, SAVE)
+        sg, dudh = _sg_dudh(h, sg_t, s_t, thr, vr, a, LEVELS, RESET, SURROGATE, DETACH,
+                            SAVE)
         gxt, gu, gj, gdec, gsyn = _grad_step(gs, sg, dudh, u_prev, j_cur, j_prev, gu, gj,
-                                             gdec, gsyn, lam, c, alpha, FORM, HAS_SYN,
+                                             gdec, gsyn, lam, c, alpha, vr, FORM, HAS_SYN,
                                              DECAY_GRAD, SYN_GRAD)
         tl.store(gx_ptr + offs, gxt.to(gx_ptr.dtype.element_ty), mask=mask)
         h = h_prev
@@ -266,16 +283,21 @@ def _mt_lif_bwd_kernel(gs_ptr, s_ptr, saved_ptr, j_ptr, decay_ptr, syn_ptr, v0_p
         sg_t = tl.load(saved_ptr + offs, mask=mask, other=0.0).to(tl.float32)
     if LOAD_S:
         s_t = tl.load(s_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    u_prev = zero
+    u_prev = zero + vr  # u[-1]: v0, else at rest
     if HAS_V0:
         u_prev = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    sg, dudh = _sg_dudh(h, sg_t, s_t, thr, a, LEVELS, RESET, SURROGATE, DETACH, SAVE)
-    gxt, gu, gj, gdec, gsyn = _grad_step(gs, sg, dudh, u_prev, j_cur, zero, gu, gj, gdec,
-                                         gsyn, lam, c, alpha, FORM, HAS_SYN, DECAY_GRAD,
+    j_first = zero  # j[-1]: j0, else 0
+    if HAS_J0 and SYN_GRAD:
+        j_first = tl.load(j0_ptr + offs, mask=mask, other=0.0)
+    sg, dudh = _sg_dudh(h, sg_t, s_t, thr, vr, a, LEVELS, RESET, SURROGATE, DETACH, SAVE)
+    gxt, gu, gj, gdec, gsyn = _grad_step(gs, sg, dudh, u_prev, j_cur, j_first, gu, gj, gdec,
+                                         gsyn, lam, c, alpha, vr, FORM, HAS_SYN, DECAY_GRAD,
                                          SYN_GRAD)
     tl.store(gx_ptr + offs, gxt.to(gx_ptr.dtype.element_ty), mask=mask)
     if HAS_V0:
         tl.store(gv0_ptr + offs, gu, mask=mask)
+    if HAS_J0:
+        tl.store(gj0_ptr + offs, gj, mask=mask)
     if DECAY_GRAD:
         tl.store(gdec_ptr + offs, gdec, mask=mask)
     if SYN_GRAD:
@@ -291,23 +313,16 @@ def _block(step: int) -> int:
     return block
 
 
-def _check_contract(x: torch.Tensor, decay: torch.Tensor, syn_decay, v0) -> None:
-    """Cheap guards so a contract violation can never turn into an out-of-bounds access."""
-    if x.dim() != 4 or not x.is_contiguous():
-        raise ValueError(f"x must be a contiguous [T, N, C, R] tensor, got shape "
-                         f"{tuple(x.shape)} (contiguous: {x.is_contiguous()})")
-    channels = x.shape[2]
-    for name, p in (("decay", decay), ("syn_decay", syn_decay)):
-        if p is not None and (p.dim() != 1 or p.numel() not in (1, channels)
-                              or p.dtype != torch.float32 or not p.is_contiguous()):
-            raise ValueError(f"{name} must be a contiguous float32 [1] or [C] tensor, got "
-                             f"{p.dtype} {tuple(p.shape)}")
-    if v0 is not None and (v0.shape != x.shape[1:] or v0.dtype != torch.float32
-                           or not v0.is_contiguous()):
-        raise ValueError(f"v0 must be a contiguous float32 {tuple(x.shape[1:])} tensor, got "
-                         f"{v0.dtype} {tuple(v0.shape)}")
-    if x.shape[1] * x.shape[2] * x.shape[3] >= 2**31:
-        raise ValueError("mt_lif (triton): one time step must have fewer than 2**31 elements")
+def _initial_state(u_t, j_t, v0, j0, v_reset) -> None:
+    """The final state of a call without steps: the initial one (v0 or v_reset; j0 or 0)."""
+    if v0 is not None:
+        u_t.copy_(v0)
+    else:
+        u_t.fill_(float(v_reset))
+    if j_t.numel() and j0 is not None:
+        j_t.copy_(j0)
+    elif j_t.numel():
+        j_t.zero_()
 
 
 def _common_args(x, decay, syn_decay, v0):
@@ -322,50 +337,39 @@ def _common_args(x, decay, syn_decay, v0):
     return grid, shape, flags
 
 
-def mt_lif_forward(x, decay, syn_decay, v0, threshold, levels, reset, surrogate, width,
-                   detach_reset, form, save, save_j):
-    """Spikes, what the backward keeps, and j: ``(s, saved, j)`` (see the contract).
+def mt_lif_forward(x, decay, syn_decay, v0, j0, threshold, v_reset, levels, reset, surrogate,
+                   width, detach_reset, form, save, save_j, return_state):
+    """Spikes, what the backward keeps, j and the final state: ``(s, saved, j, u_T, j_T)``
+    (see the contract).
 
     With ``save_j`` and no synaptic current, ``j`` holds x in float32 (``j[t] = x[t]``),
     which the plif decay gradient needs.
     """
-    _check_contract(x, decay, syn_decay, v0)
+    _check_contract(x, decay, syn_decay, v0, j0)
     s = torch.empty_like(x)
     saved = {Save.NONE: x.new_empty(0), Save.SG: torch.empty_like(x),
              Save.H: torch.empty_like(x, dtype=torch.float32)}[save]
     j = (torch.empty_like(x, dtype=torch.float32) if save_j
          else x.new_empty(0, dtype=torch.float32))
-    if x.numel() == 0:
-        return s, saved, j
+    empty = x.new_empty(0, dtype=torch.float32)
+    u_t = x.new_empty(x.shape[1:], dtype=torch.float32) if return_state else empty
+    j_t = (x.new_empty(x.shape[1:], dtype=torch.float32)
+           if return_state and syn_decay is not None else empty)
+    if x.shape[0] == 0 or x.shape[1:].numel() == 0:  # no step: the state is the initial one
+        if return_state:
+            _initial_state(u_t, j_t, v0, j0, v_reset)
+        return s, saved, j, u_t, j_t
     grid, (T, step, C, R), flags = _common_args(x, decay, syn_decay, v0)
     # Unused pointers get a harmless placeholder; the constexpr flags keep them unread.
     _mt_lif_fwd_kernel[grid](
         x, decay, syn_decay if syn_decay is not None else decay, v0 if v0 is not None else x,
-        s, saved if save != Save.NONE else s, j if save_j else s,
-        T, step, C, R, float(threshold), float(width),
+        j0 if j0 is not None else decay, s, saved if save != Save.NONE else s,
+        j if save_j else s, u_t if return_state else decay, j_t if j_t.numel() else decay,
+        T, step, C, R, float(threshold), float(v_reset), float(width),
         LEVELS=int(levels), RESET=int(reset), SURROGATE=int(surrogate), FORM=int(form),
-        SAVE=int(save), SAVE_J=bool(save_j), **flags,
-        num_warps=NUM_WARPS, enable_fp_fusion=False)
-    return s, saved, j
-
-
-def _check_backward(grad_s, s, saved, j, reset, detach_reset, form, save, decay_grad,
-                    syn_grad, syn_decay):
-    if save not in (Save.SG, Save.H):
-        raise RuntimeError("mt_lif (triton): backward needs save mode sg or h")
-    if save == Save.SG and (decay_grad or (reset == Reset.HARD and not detach_reset)):
-        raise ValueError("mt_lif (triton): save mode sg cannot give the decay gradient or "
-                         "the attached hard-reset gradient; use save mode h")
-    if syn_grad and syn_decay is None:
-        raise ValueError("mt_lif (triton): syn_grad without syn_decay")
-    needs_j = (decay_grad and form == Form.PLIF) or syn_grad
-    if needs_j and j.numel() != grad_s.numel():
-        raise RuntimeError("mt_lif (triton): this gradient needs j[t] (the synaptic current, "
-                           "or x without one) saved by the forward (save_j)")
-    for name, t in (("s", s), ("saved", saved)):
-        if t.shape != grad_s.shape:
-            raise ValueError(f"{name} must have the shape of grad_s {tuple(grad_s.shape)}, "
-                             f"got {tuple(t.shape)}")
+        SAVE=int(save), SAVE_J=bool(save_j), HAS_J0=j0 is not None,
+        STATE=bool(return_state), **flags, num_warps=NUM_WARPS, enable_fp_fusion=False)
+    return s, saved, j, u_t, j_t
 
 
 def _reduce(ws: torch.Tensor, like: torch.Tensor, shape) -> torch.Tensor:
@@ -376,33 +380,43 @@ def _reduce(ws: torch.Tensor, like: torch.Tensor, shape) -> torch.Tensor:
     return ws.sum().reshape(1)
 
 
-def mt_lif_backward(grad_s, s, saved, j, decay, syn_decay, v0, threshold, levels, reset,
-                    surrogate, width, detach_reset, form, save, decay_grad, syn_grad):
-    """``(gx, gdecay, gsyn, gv0)`` of backward_recursion (hard mode) for the contract."""
-    _check_contract(grad_s, decay, syn_decay, v0)
+def mt_lif_backward(grad_s, grad_u, grad_j, s, saved, j, decay, syn_decay, v0, j0, threshold,
+                    v_reset, levels, reset, surrogate, width, detach_reset, form, save,
+                    decay_grad, syn_grad):
+    """``(gx, gdecay, gsyn, gv0, gj0)`` of backward_recursion (hard mode) for the
+    contract; ``grad_u``/``grad_j`` (the final state's gradients) start ``gu``/``gj``."""
+    _check_contract(grad_s, decay, syn_decay, v0, j0, grad_u, grad_j)
     _check_backward(grad_s, s, saved, j, reset, detach_reset, form, save, decay_grad,
                     syn_grad, syn_decay)
     gx = torch.empty_like(grad_s)
     gdecay = torch.zeros_like(decay)
     gsyn = decay.new_empty(0) if syn_decay is None else torch.zeros_like(syn_decay)
     gv0 = decay.new_empty(0) if v0 is None else torch.zeros_like(v0)
+    gj0 = decay.new_empty(0) if j0 is None else torch.zeros_like(j0)
     if grad_s.shape[0] == 0 or grad_s[0].numel() == 0:
-        gx.zero_()
-        return gx, gdecay, gsyn, gv0
+        gx.zero_()  # no step: the initial state's gradient is the final state's
+        if v0 is not None and grad_u is not None:
+            gv0.copy_(grad_u)
+        if j0 is not None and grad_j is not None:
+            gj0.copy_(grad_j)
+        return gx, gdecay, gsyn, gv0, gj0
     grid, (T, step, C, R), flags = _common_args(grad_s, decay, syn_decay, v0)
     ws_dec = grad_s.new_empty(step, dtype=torch.float32) if decay_grad else gdecay
     ws_syn = grad_s.new_empty(step, dtype=torch.float32) if syn_grad else gdecay
     _mt_lif_bwd_kernel[grid](
-        grad_s, s, saved, j if j.numel() else saved, decay,
+        grad_s, grad_u if grad_u is not None else decay,
+        grad_j if grad_j is not None else decay, s, saved, j if j.numel() else saved, decay,
         syn_decay if syn_decay is not None else decay, v0 if v0 is not None else decay,
-        gx, ws_dec, ws_syn, gv0 if v0 is not None else gdecay,
-        T, step, C, R, float(threshold), float(width),
+        j0 if j0 is not None else decay, gx, ws_dec, ws_syn,
+        gv0 if v0 is not None else gdecay, gj0 if j0 is not None else gdecay,
+        T, step, C, R, float(threshold), float(v_reset), float(width),
         LEVELS=int(levels), RESET=int(reset), SURROGATE=int(surrogate),
         DETACH=bool(detach_reset), FORM=int(form), SAVE=int(save),
-        DECAY_GRAD=bool(decay_grad), SYN_GRAD=bool(syn_grad), **flags,
+        DECAY_GRAD=bool(decay_grad), SYN_GRAD=bool(syn_grad), HAS_J0=j0 is not None,
+        HAS_GU=grad_u is not None, HAS_GJ=grad_j is not None, **flags,
         num_warps=NUM_WARPS, enable_fp_fusion=False)
     if decay_grad:
         gdecay = _reduce(ws_dec, decay, grad_s.shape)
     if syn_grad:
         gsyn = _reduce(ws_syn, syn_decay, grad_s.shape)
-    return gx, gdecay, gsyn, gv0
+    return gx, gdecay, gsyn, gv0, gj0

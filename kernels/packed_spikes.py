@@ -72,7 +72,7 @@ def _lif_step(xt, u, lam, c, thr, LEVELS: tl.constexpr, RESET: tl.constexpr,
     if RESET == SUBTRACT_NEXT:
         h = h - thr * _staircase(u, thr, LEVELS)
     s = _staircase(h, thr, LEVELS)
-    return s, _reset(h, s, thr, RESET)
+    return s, _reset(h, s, thr, 0.0, RESET)  # the packed layers rest at 0 (no v_reset)
 
 
 @triton.jit

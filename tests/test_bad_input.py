@@ -30,7 +30,8 @@ GARBAGE = ["abc", None, [1, 2], (), {}, 1.5, -1, 0, 2**40, -(2**40), True, NAN, 
 def _mt_lif_args():
     x = torch.randn(3, 2, 4, 5, generator=torch.Generator().manual_seed(0))
     return dict(x=x, decay=0.5, threshold=1.0, levels=2, reset="soft", surrogate="triangle",
-                width=0.8, detach_reset=False, form="stbp", syn_decay=None, v0=None)
+                width=0.8, detach_reset=False, form="stbp", syn_decay=None, v0=None,
+                v_reset=0.0, state=None, return_state=False)
 
 
 def _binary_conv_args():
@@ -175,6 +176,8 @@ MODULES = {
                                     "surrogate"),
     "MultiThresholdLIF.reset": (snn.MultiThresholdLIF, dict(reset="later"), "reset"),
     "MultiThresholdLIF.threshold": (snn.MultiThresholdLIF, dict(threshold=-1.0), "threshold"),
+    "MultiThresholdLIF.v_reset": (snn.MultiThresholdLIF, dict(v_reset=NAN), "v_reset"),
+    "MultiThresholdLIF.step_rank": (snn.MultiThresholdLIF, dict(step_rank=0), "step_rank"),
     "BinaryConv2d": (lambda **kw: snn.BinaryConv2d(3, 4, 3, **kw), dict(levels=0), "levels"),
     "BinaryConv2d.activation": (lambda **kw: snn.BinaryConv2d(3, 4, 3, **kw),
                                 dict(activation="relu"), "activation"),
@@ -186,3 +189,38 @@ def test_module_constructor_validates(key):
     build, kwargs, arg = MODULES[key]
     with pytest.raises((ValueError, TypeError), match=arg):
         build(**kwargs)
+
+
+# -- the streaming state: a state of the wrong shape, dtype or device, or a j without the
+# synaptic current, is refused naming the part of the state ---------------------------------
+
+def _state_cases():
+    step = (2, 4, 5)
+    good = torch.zeros(step)
+    return [
+        (dict(state=(torch.zeros(2, 4), None)), ValueError, "state.u"),
+        (dict(state=(good.double(), None)), TypeError, "state.u"),
+        (dict(state=(good.to("meta"), None)), ValueError, "state.u"),
+        (dict(state=(good, good)), ValueError, "state.j"),
+        (dict(state=(good, torch.zeros(3)), syn_decay=0.5), ValueError, "state.j"),
+        (dict(state=(good, good.half()), syn_decay=0.5), TypeError, "state.j"),
+        (dict(state=(good, None), v0=good), ValueError, "state"),
+        (dict(state=good), TypeError, "state"),
+        (dict(return_state="yes"), TypeError, "return_state"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_state_cases())))
+def test_bad_state(case):
+    changes, error, name = _state_cases()[case]
+    args = dict(_mt_lif_args(), **changes)
+    for backend in ["reference"] + (["cpu"] if _cpu_available() else []):
+        with pytest.raises(error, match=name.replace(".", r"\.")):
+            _call(fastsnn.mt_lif, args, backend)
+
+
+def test_module_refuses_an_input_without_time():
+    lif = snn.MultiThresholdLIF(step_rank=4)
+    lif(torch.randn(2, 3, 4, 5, 5))
+    with pytest.raises(ValueError, match="lacks the time dimension"):
+        lif(torch.randn(3, 4, 5, 5))

@@ -34,7 +34,8 @@ def _node(kind, decay_input, v_reset, sg, detach, threshold, tau):
 
 
 GRID = [c for c in itertools.product(["IFNode", "LIFNode", "ParametricLIFNode"],
-                                     [True, False], [0.0, None], range(len(SURROGATES)),
+                                     [True, False], [0.0, None, -0.5, 0.3],
+                                     range(len(SURROGATES)),
                                      [False, True], [1.0, 0.5], [2.0, 3.5])
         if c[0] != "IFNode" or (c[1] and c[6] == 2.0)]  # IF has neither decay_input nor tau
 
@@ -81,7 +82,7 @@ def test_nested_models_and_single_step_nodes():
 
 
 @pytest.mark.parametrize("node,match", [
-    (lambda: neuron.LIFNode(v_reset=-0.2, step_mode="m"), "v_reset=-0.2"),
+    (lambda: neuron.LIFNode(v_reset=float("nan"), step_mode="m"), "v_reset=nan"),
     (lambda: neuron.LIFNode(surrogate_function=surrogate.Erf(), step_mode="m"), "Erf"),
     (lambda: neuron.IFNode(store_v_seq=True, step_mode="m"), "store_v_seq"),
 ])
@@ -89,3 +90,25 @@ def test_options_without_equivalent_name_the_node_and_option(node, match):
     model = nn.Sequential(nn.Identity(), node())
     with pytest.raises(NotConvertible, match=rf"1 \(.*Node\).*{match}"):
         from_spikingjelly(model)
+
+
+@pytest.mark.parametrize("v_reset", [0.0, None, -0.5])
+def test_stateful_conversion_keeps_the_membrane_between_calls(v_reset):
+    """SpikingJelly's nodes keep v between calls; with stateful=True ours do too: two calls
+    on consecutive chunks give the spikes and input gradients of SpikingJelly's."""
+    torch.manual_seed(1)
+    theirs = nn.Sequential(nn.Identity(), neuron.LIFNode(tau=3.0, v_reset=v_reset,
+                                                         step_mode="m"))
+    ours = from_spikingjelly(copy.deepcopy(theirs), stateful=True)
+    x = (torch.randn(10, 3, 4) * 1.5).requires_grad_()
+    xo = x.detach().clone().requires_grad_()
+    functional.reset_net(theirs)
+    s_theirs = torch.cat([theirs(x[:4]), theirs(x[4:])])
+    s_ours = torch.cat([ours(xo[:4]), ours(xo[4:])])
+    assert torch.equal(s_ours, s_theirs)
+    weight = torch.randn_like(s_theirs)
+    (s_theirs * weight).sum().backward()
+    (s_ours * weight).sum().backward()
+    torch.testing.assert_close(xo.grad, x.grad, rtol=1e-4, atol=1e-5)
+    ours[1].reset_state()
+    assert ours[1].state is None

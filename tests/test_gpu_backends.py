@@ -37,7 +37,8 @@ def cases(draw, dtypes):
     options = dict(levels=draw(st.integers(1, 4)), reset=draw(st.sampled_from(op.RESETS)),
                    surrogate=draw(st.sampled_from(SURROGATES)),
                    detach_reset=draw(st.booleans()), form=draw(st.sampled_from(op.FORMS)),
-                   threshold=draw(st.floats(0.2, 2.0)))
+                   threshold=draw(st.floats(0.2, 2.0)),
+                   v_reset=draw(st.sampled_from([0.0, 0.0, -0.5, 0.3])))
     options.update(draw(surrogate_parameters(options["surrogate"])))
     return dict(shape=shape, options=options, dtype=draw(st.sampled_from(dtypes)),
                 decay=draw(st.sampled_from(["float", "0d", "0d_grad", "C", "C_grad"])),

@@ -50,7 +50,8 @@ def cases(draw, dtypes=(torch.float32,)):
     options = dict(levels=draw(st.integers(1, 4)), reset=draw(st.sampled_from(op.RESETS)),
                    surrogate=draw(st.sampled_from(SURROGATES)),
                    detach_reset=draw(st.booleans()), form=draw(st.sampled_from(op.FORMS)),
-                   threshold=draw(st.floats(0.2, 2.0)))
+                   threshold=draw(st.floats(0.2, 2.0)),
+                   v_reset=draw(st.sampled_from([0.0, 0.0, -0.5, 0.3])))
     options.update(draw(surrogate_parameters(options["surrogate"])))
     return dict(shape=shape, options=options, dtype=draw(st.sampled_from(dtypes)),
                 decay=draw(st.sampled_from(["float", "0d", "0d_grad", "C", "C_grad"])),
@@ -161,26 +162,28 @@ def test_no_grad_forward_saves_nothing(reset):
     syn = torch.tensor(0.5, requires_grad=True)
     with _Outputs() as rec, torch.no_grad():
         mt_lif(x, decay, syn_decay=syn, form="plif", reset=reset, backend="cpu")
-    (_, saved, j), = rec.saved
+    (_, saved, j, _, _), = rec.saved
     assert saved.numel() == 0 and j.numel() == 0
     with _Outputs() as rec:  # with grad: the kept tensors are there (save mode h and j)
         mt_lif(x, decay, syn_decay=syn, form="plif", reset=reset, backend="cpu")
-    (_, saved, j), = rec.saved
+    (_, saved, j, _, _), = rec.saved
     assert saved.shape == j.shape == (3, 2, 4, 5)
 
 
 # ------------------------------------------------------------------ the C++ ops directly
 
-OPTIONS = dict(threshold=0.75, levels=3, reset=Reset.SOFT, surrogate=1, width=0.75,
-               detach_reset=False, form=Form.PLIF)
+OPTIONS = dict(threshold=0.75, v_reset=0.0, levels=3, reset=Reset.SOFT, surrogate=1,
+               width=0.75, detach_reset=False, form=Form.PLIF)
 FWD, BWD = op.OP.kernel("mt_lif_forward", "cpu"), op.OP.kernel("mt_lif_backward", "cpu")
 
 
 def _direct(x4, decay, syn, v0, save, save_j, decay_grad, syn_grad, grad_s, **options):
     named = dict(OPTIONS, **options)
-    s, saved, j = FWD(x4, decay, syn, v0, save=save, save_j=save_j, **named)
-    return (s, saved, j), BWD(grad_s, s, saved, j, decay, syn, v0, save=save,
-                              decay_grad=decay_grad, syn_grad=syn_grad, **named)
+    s, saved, j, _, _ = FWD(x4, decay, syn, v0, None, save=save, save_j=save_j,
+                            return_state=False, **named)
+    gx, gdecay, gsyn, gv0, _ = BWD(grad_s, None, None, s, saved, j, decay, syn, v0, None,
+                                   save=save, decay_grad=decay_grad, syn_grad=syn_grad, **named)
+    return (s, saved, j), (gx, gdecay, gsyn, gv0)
 
 
 @pytest.mark.parametrize("decay_shape", [1, 3])
@@ -207,7 +210,7 @@ def test_kernel_rejects_bad_calls():
     """The binding's own checks: a direct call with bad arguments never reaches a kernel."""
     x4 = torch.randn(2, 1, 2, 3)
     decay = torch.full((1,), 0.5)
-    nothing = dict(OPTIONS, save=Save.NONE, save_j=False)
+    nothing = dict(OPTIONS, save=Save.NONE, save_j=False, return_state=False, j0=None)
     with pytest.raises(ValueError, match="contiguous"):
         FWD(x4.transpose(2, 3), decay, None, None, **nothing)
     with pytest.raises(ValueError, match=r"\[T, N, C, R\]"):
@@ -230,12 +233,20 @@ def test_kernel_rejects_bad_calls():
     with pytest.raises(ValueError, match="j must have shape"):  # plif decay grad needs j
         _direct(x4, decay, None, None, Save.H, False, True, False, x4)
     grads = dict(decay_grad=False, syn_grad=False)
-    s, saved, j = FWD(x4, decay, None, None, **nothing)
+    with pytest.raises(ValueError, match="j0 without syn_decay"):
+        FWD(x4, decay, None, None, **dict(nothing, j0=torch.zeros(1, 2, 3)))
+    s, saved, j, _, _ = FWD(x4, decay, None, None, **nothing)
+    none = dict(grad_u=None, grad_j=None, j0=None)
     with pytest.raises(ValueError, match="save = 1 or 2"):
-        BWD(x4, s, saved, j, decay, None, None, **OPTIONS, save=Save.NONE, **grads)
-    s, saved, j = FWD(x4, decay, None, None, **dict(nothing, save=Save.SG))
+        BWD(x4, s=s, saved=saved, j=j, decay=decay, syn_decay=None, v0=None, **OPTIONS,
+            save=Save.NONE, **grads, **none)
+    s, saved, j, _, _ = FWD(x4, decay, None, None, **dict(nothing, save=Save.SG))
     with pytest.raises(ValueError, match="grad_s must match"):
-        BWD(x4[:1], s, saved, j, decay, None, None, **OPTIONS, save=Save.SG, **grads)
+        BWD(x4[:1], s=s, saved=saved, j=j, decay=decay, syn_decay=None, v0=None, **OPTIONS,
+            save=Save.SG, **grads, **none)
+    with pytest.raises(ValueError, match="grad_u must have shape"):
+        BWD(x4, s=s, saved=saved, j=j, decay=decay, syn_decay=None, v0=None, **OPTIONS,
+            save=Save.SG, **grads, **dict(none, grad_u=torch.zeros(2, 2, 3)))
 
 
 OPCHECK = [  # (dtype, save, reset, form, per-channel decay)
@@ -257,10 +268,12 @@ def test_opcheck(dtype, save, reset, form, per_channel):
     syn = torch.tensor([0.3], dtype=acc).requires_grad_()
     v0 = torch.randn(2, 3, 4, generator=gen, dtype=acc).requires_grad_()
     detach = reset == "hard" and save == Save.SG
-    options = (0.8, 2, Reset[reset.upper()], 2, 0.8, detach, Form[form.upper()])
-    args = (x, decay, syn, v0, *options, save, True)
+    j0 = torch.randn(2, 3, 4, generator=gen, dtype=acc).requires_grad_()
+    options = (0.8, -0.2, 2, Reset[reset.upper()], 2, 0.8, detach, Form[form.upper()])
+    args = (x, decay, syn, v0, j0, *options, save, True, True)
     torch.library.opcheck(FWD, args)
-    s, saved, j = (t.detach() for t in FWD(*args))
+    s, saved, j, u_t, j_t = (t.detach() for t in FWD(*args))
     torch.library.opcheck(BWD, (
-        torch.randn_like(s), s, saved, j, decay.detach(), syn.detach(), v0.detach(),
-        *options, save, save == Save.H, True))
+        torch.randn_like(s), torch.randn_like(u_t), torch.randn_like(j_t), s, saved, j,
+        decay.detach(), syn.detach(), v0.detach(), j0.detach(), *options, save,
+        save == Save.H, True))

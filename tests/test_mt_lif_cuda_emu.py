@@ -45,8 +45,8 @@ def emu(tmp_path_factory):
     assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stderr}"
     lib = ctypes.CDLL(str(lib_path))
     ptr = ctypes.c_void_p
-    lib.emu_forward.argtypes = [ptr, ptr, ctypes.c_int] + [ptr] * 7
-    lib.emu_backward.argtypes = [ptr, ptr, ctypes.c_int] + [ptr] * 11
+    lib.emu_forward.argtypes = [ptr, ptr, ctypes.c_int] + [ptr] * 10
+    lib.emu_backward.argtypes = [ptr, ptr, ctypes.c_int] + [ptr] * 15
     return lib
 
 
@@ -77,7 +77,9 @@ def cases(draw, reset, detach, save):
              syn=draw(st.sampled_from([None, "shared", "channel"])),
              has_v0=draw(st.booleans()), syn_grad=draw(st.booleans()),
              threshold=_f32_value(draw(st.sampled_from([1.0, 0.5, 0.3, 0.7, 1.1]))),
-             vec=draw(st.sampled_from([1, 2, 4])), seed=draw(st.integers(0, 2**31 - 1)))
+             vec=draw(st.sampled_from([1, 2, 4])), seed=draw(st.integers(0, 2**31 - 1)),
+             v_reset=_f32_value(draw(st.sampled_from([0.0, 0.0, -0.5, 0.3]))),
+             stream=draw(st.booleans()))
     # Width 2*threshold puts the rect bump's edge |z| = a/2 on inputs that sit on a level.
     width = draw(st.sampled_from([1.0, 2.0, 0.5, 1.3]))
     c["width"] = _f32_value(c["threshold"] * width if width in (1.0, 2.0) else width)
@@ -105,7 +107,11 @@ def _inputs(c):
         syn = torch.rand(C if c["syn"] == "channel" else 1, generator=g) * 0.95 + 0.05
     v0 = torch.randn(N, C, R, generator=g) * 0.5 if c["has_v0"] else None
     grad_s = torch.randn(T, N, C, R, generator=g)
-    return x, decay, syn, v0, grad_s
+    # streaming: an initial synaptic current, and gradients of the final state
+    stream = [torch.randn(N, C, R, generator=g) if c["stream"] else None for _ in range(3)]
+    if syn is None:
+        stream[0] = stream[2] = None
+    return x, decay, syn, v0, grad_s, stream
 
 
 def _int_args(c):
@@ -113,7 +119,13 @@ def _int_args(c):
                      0 if c["syn"] is None else (1 if c["syn"] == "shared" else c["C"]),
                      c["has_v0"], c["levels"], RESETS.index(c["reset"]),
                      SURROGATES.index(c["surrogate"]), FORMS.index(c["form"]), c["save"],
-                     c["detach"], c["save_j"], c["decay_grad"], c["syn_grad"]], dtype=np.int64)
+                     c["detach"], c["save_j"], c["decay_grad"], c["syn_grad"],
+                     c["stream"] and c["syn"] is not None, c["stream"], c["stream"],
+                     c["stream"] and c["syn"] is not None], dtype=np.int64)
+
+
+def _dbl_args(c):
+    return np.array([c["threshold"], c["width"], c["v_reset"]], dtype=np.float64)
 
 
 def _ref_param(p: torch.Tensor | None):
@@ -126,18 +138,18 @@ def _ref_param(p: torch.Tensor | None):
 def _ref_options(c):
     return dict(threshold=c["threshold"], levels=c["levels"], reset=c["reset"],
                 surrogate=c["surrogate"], width=c["width"], detach_reset=c["detach"],
-                form=c["form"])
+                form=c["form"], v_reset=c["v_reset"])
 
 
-def _run_forward(emu, c, x, decay, syn, v0):
+def _run_forward(emu, c, x, decay, syn, v0, j0):
     shape = tuple(x.shape)
     s, saved, j = (np.full(shape, np.nan, np.float32) for _ in range(3))
-    args = [_f32(x), _f32(decay), _f32(syn), _f32(v0)]
-    ints, dbls = _int_args(c), np.array([c["threshold"], c["width"]], dtype=np.float64)
-    rc = emu.emu_forward(_ptr(ints), _ptr(dbls), c["vec"], *map(_ptr, args), _ptr(s),
-                         _ptr(saved), _ptr(j))
+    u_final, j_final = (np.full(shape[1:], np.nan, np.float32) for _ in range(2))
+    args = [_f32(x), _f32(decay), _f32(syn), _f32(v0), _f32(j0)]
+    rc = emu.emu_forward(_ptr(_int_args(c)), _ptr(_dbl_args(c)), c["vec"], *map(_ptr, args),
+                         _ptr(s), _ptr(saved), _ptr(j), _ptr(u_final), _ptr(j_final))
     assert rc == 0
-    return s, saved, j
+    return s, saved, j, u_final, j_final
 
 
 def _exact(actual: np.ndarray, expected: torch.Tensor, what: str):
@@ -153,10 +165,14 @@ def _close(actual: np.ndarray, expected: torch.Tensor, what: str, rtol=1e-4, ato
 @given(data=st.data())
 def test_forward_matches_reference(emu, path, data):
     c = data.draw(cases(*path))
-    x, decay, syn, v0, _ = _inputs(c)
-    s, saved, j = _run_forward(emu, c, x, decay, syn, v0)
-    s_ref, h_ref, j_ref, _ = ref.trajectory(x, _ref_param(decay), syn_decay=_ref_param(syn),
-                                            v0=v0, **_ref_options(c))
+    x, decay, syn, v0, _, (j0, _, _) = _inputs(c)
+    s, saved, j, u_final, j_final = _run_forward(emu, c, x, decay, syn, v0, j0)
+    s_ref, h_ref, j_ref, u_ref = ref.trajectory(x, _ref_param(decay), syn_decay=_ref_param(syn),
+                                                v0=v0, j0=j0, **_ref_options(c))
+    if c["stream"]:
+        _exact(u_final, u_ref[-1], "final u")
+        if syn is not None:
+            _exact(j_final, j_ref[-1], "final j")
     if c["T"] == 0:
         return
     _exact(s, torch.stack(s_ref), "spikes")
@@ -182,24 +198,27 @@ def _channel_sums(acc: np.ndarray, per_channel: bool) -> np.ndarray:
 @given(data=st.data())
 def test_backward_matches_reference_recursion(emu, path, data):
     c = data.draw(cases(*path))
-    x, decay, syn, v0, grad_s = _inputs(c)
-    s, saved, j = _run_forward(emu, c, x, decay, syn, v0)
+    x, decay, syn, v0, grad_s, (j0, grad_u, grad_j) = _inputs(c)
+    s, saved, j, _, _ = _run_forward(emu, c, x, decay, syn, v0, j0)
     shape, step = tuple(x.shape), tuple(x.shape[1:])
     gx = np.full(shape, np.nan, np.float32)
-    gv0, acc_decay, acc_syn = (np.full(step, np.nan, np.float32) for _ in range(3))
-    ints, dbls = _int_args(c), np.array([c["threshold"], c["width"]], dtype=np.float64)
-    args = [_f32(grad_s), s, saved, j if c["save_j"] else None, _f32(decay), _f32(syn), _f32(v0)]
-    rc = emu.emu_backward(_ptr(ints), _ptr(dbls), c["vec"], *map(_ptr, args), _ptr(gx),
-                          _ptr(gv0), _ptr(acc_decay), _ptr(acc_syn))
+    gv0, gj0, acc_decay, acc_syn = (np.full(step, np.nan, np.float32) for _ in range(4))
+    args = [_f32(grad_s), _f32(grad_u), _f32(grad_j), s, saved, j if c["save_j"] else None,
+            _f32(decay), _f32(syn), _f32(v0), _f32(j0)]
+    rc = emu.emu_backward(_ptr(_int_args(c)), _ptr(_dbl_args(c)), c["vec"], *map(_ptr, args),
+                          _ptr(gx), _ptr(gv0), _ptr(gj0), _ptr(acc_decay), _ptr(acc_syn))
     assert rc == 0
-    gx_ref, gdecay_ref, gsyn_ref, gv0_ref = ref.backward_recursion(
-        grad_s, x, _ref_param(decay), syn_decay=_ref_param(syn), v0=v0, **_ref_options(c))
+    gx_ref, gdecay_ref, gsyn_ref, gv0_ref, *gj0_ref = ref.backward_recursion(
+        grad_s, x, _ref_param(decay), syn_decay=_ref_param(syn), v0=v0, j0=j0, grad_u=grad_u,
+        grad_j=grad_j, **_ref_options(c))
     # rect and triangle are computed operation by operation as the reference does them;
     # sigmoid uses expf, torch's sigmoid another formula: equal to tolerance only.
     check = _close if c["surrogate"] == "sigmoid" else _exact
     check(gx, gx_ref, "gx")
     if c["has_v0"]:
         check(gv0, gv0_ref, "gv0")
+    if j0 is not None:
+        check(gj0, gj0_ref[0], "gj0")
     if c["decay_grad"]:
         _close(_channel_sums(acc_decay, c["decay_per_channel"]), gdecay_ref.reshape(-1),
                "gdecay", rtol=1e-4, atol=1e-4)

@@ -57,7 +57,8 @@ def cases(draw, dtypes=(torch.float32,)):
     options = dict(levels=draw(st.integers(1, 3)), reset=draw(st.sampled_from(op.RESETS)),
                    surrogate=draw(st.sampled_from(SURROGATES)),
                    detach_reset=draw(st.booleans()), form=draw(st.sampled_from(op.FORMS)),
-                   threshold=draw(st.floats(0.2, 2.0)))
+                   threshold=draw(st.floats(0.2, 2.0)),
+                   v_reset=draw(st.sampled_from([0.0, 0.0, -0.5, 0.3])))
     options.update(draw(surrogate_parameters(options["surrogate"])))
     return dict(shape=shape, options=options, dtype=draw(st.sampled_from(dtypes)),
                 decay=draw(st.sampled_from(["float", "0d", "0d_grad", "C", "C_grad"])),
@@ -106,9 +107,11 @@ def test_single_step_and_empty_batch(reset):
 
 
 def _direct(x4, decay, syn, v0, opts, save, save_j, decay_grad, syn_grad, grad_s):
-    s, saved, j = FWD(x4, decay, syn, v0, save=save, save_j=save_j, **opts)
-    return s, BWD(grad_s, s, saved, j, decay, syn, v0, save=save, decay_grad=decay_grad,
-                  syn_grad=syn_grad, **opts)
+    opts = dict(dict(v_reset=0.0), **opts)
+    s, saved, j, _, _ = FWD(x4, decay, syn, v0, None, save=save, save_j=save_j,
+                            return_state=False, **opts)
+    return s, BWD(grad_s, None, None, s, saved, j, decay, syn, v0, None, save=save,
+                  decay_grad=decay_grad, syn_grad=syn_grad, **opts)[:4]
 
 
 @pytest.mark.parametrize("decay_shape", [1, 3])
@@ -150,7 +153,8 @@ def test_backward_rejects_save_mode_it_cannot_use():
     with pytest.raises(ValueError, match="save mode sg"):
         _direct(x4, decay, None, None, opts, Save.SG, False, False, False, x4)
     with pytest.raises(ValueError, match="contiguous"):
-        FWD(x4.transpose(2, 3), decay, None, None, save=Save.NONE, save_j=False, **opts)
+        FWD(x4.transpose(2, 3), decay, None, None, None, save=Save.NONE, save_j=False,
+            return_state=False, v_reset=0.0, **opts)
 
 
 @pytest.mark.parametrize("save", [Save.SG, Save.H])
@@ -161,13 +165,15 @@ def test_opcheck(save):
     decay = torch.tensor([0.5, 0.7, 1.0]).to(DEVICE).requires_grad_(save == Save.H)
     syn = torch.tensor([0.3]).to(DEVICE).requires_grad_()
     v0 = torch.randn(2, 3, 4, generator=gen).to(DEVICE).requires_grad_()
-    options = (0.8, 2, Reset.SOFT, 2, 0.8, False, Form.PLIF)
-    args = (x, decay, syn, v0, *options, save, True)
+    j0 = torch.randn(2, 3, 4, generator=gen).to(DEVICE).requires_grad_()
+    options = (0.8, 0.3, 2, Reset.SOFT, 2, 0.8, False, Form.PLIF)
+    args = (x, decay, syn, v0, j0, *options, save, True, True)
     torch.library.opcheck(FWD, args)
-    s, saved, j = (t.detach() for t in FWD(*args))
+    s, saved, j, u_t, j_t = (t.detach() for t in FWD(*args))
     torch.library.opcheck(BWD, (
-        torch.randn_like(s), s, saved, j, decay.detach(), syn.detach(), v0.detach(),
-        *options, save, save == Save.H, True))
+        torch.randn_like(s), torch.randn_like(u_t), torch.randn_like(j_t), s, saved, j,
+        decay.detach(), syn.detach(), v0.detach(), j0.detach(), *options, save,
+        save == Save.H, True))
 
 
 @pytest.mark.parametrize("name", ["_mt_lif_fwd_kernel", "_mt_lif_bwd_kernel"])

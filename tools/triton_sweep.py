@@ -4,10 +4,11 @@ Triton interpreter (``TRITON_INTERPRET=1``), recording each kernel launch.
 tools/cuda_check.py compiles every recorded specialization for a GPU. The sweep goes
 through the public ops (so it follows whatever constexprs the op wrappers pass) and covers
 each option value the tests use: every dtype x reset x surrogate for mt_lif with levels,
-form, detach, synaptic current, v0, per-channel parameters and gradient modes cycling
-through their values; every output/mask mode of stcb; every split, weighting, pooling and
-event dtype of events_to_current; every activation, bit count, alpha/bias and dtype of
-binary_conv2d; resets, forms and level counts of the packed-spike kernels.
+form, detach, synaptic current, v0, v_reset, streaming state, per-channel parameters and
+gradient modes cycling through their values; every output/mask mode of stcb; every split,
+weighting, pooling and event dtype of events_to_current; every activation, bit count,
+alpha/bias and dtype of binary_conv2d; resets, forms and level counts of the packed-spike
+kernels.
 """
 
 from __future__ import annotations
@@ -99,9 +100,15 @@ def sweep_mt_lif(fastsnn) -> None:
         v0 = torch.randn(2, 3, 5, generator=g).to(acc).requires_grad_(
             grad in ("v0", "all")) if v0_on else None
         leaves = [t for t in (x, decay, syn, v0) if t is not None]
-        _grad(fastsnn.mt_lif(x, decay, levels=levels, reset=reset, surrogate=surrogate,
-                                     form=form, detach_reset=i % 5 == 1, syn_decay=syn, v0=v0,
-                                     backend="triton"), *leaves)
+        kw = dict(levels=levels, reset=reset, surrogate=surrogate, form=form,
+                  detach_reset=i % 5 == 1, syn_decay=syn, v_reset=(0.0, 0.3, -0.5)[i % 3],
+                  backend="triton")
+        if i % 3 == 2:  # streaming: two chunks, the state (and its gradient) in between
+            first, state = fastsnn.mt_lif(x[:1], decay, v0=v0, return_state=True, **kw)
+            out = torch.cat([first, fastsnn.mt_lif(x[1:], decay, state=state, **kw)])
+        else:
+            out = fastsnn.mt_lif(x, decay, v0=v0, **kw)
+        _grad(out, *leaves)
     with torch.no_grad():  # nothing saved for a backward
         fastsnn.mt_lif(torch.randn(2, 1, 2, 3), backend="triton")
     # the largest block (1024 elements per program) needs 512 programs per step

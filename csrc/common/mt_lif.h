@@ -14,7 +14,9 @@ struct MtLifParams {
   int64_t decay_size = 1;              // 1 (shared) or C (per channel)
   int64_t syn_size = 0;                // 0: no synaptic current; else 1 or C
   bool has_v0 = false;                 // v0 is [N, C, R] in the compute dtype
+  bool has_j0 = false;                 // j0 (initial synaptic current) likewise
   double threshold = 1.0;              // already rounded to the compute dtype
+  double v_reset = 0.0;                // hard-reset value and rest potential, likewise
   double width = 1.0;                  // surrogate width a (alpha / slope for atan /
                                        // fast_sigmoid), likewise rounded
   int levels = 1;
@@ -26,6 +28,9 @@ struct MtLifParams {
   bool save_j = false;      // forward also writes j[t] (compute dtype)
   bool decay_grad = false;  // backward must produce gdecay
   bool syn_grad = false;    // backward must produce gsyn
+  bool return_state = false;  // forward writes u_T (and j_T with the synaptic current)
+  bool has_grad_u = false;    // backward starts gu (gj) from the final state's gradient
+  bool has_grad_j = false;
 
   int64_t step() const { return N * C * R; }  // elements in one time step
 };

@@ -128,10 +128,10 @@ void slots_to_param(const Geometry& g, const std::vector<double>& slots, int64_t
 template <class S, class A>
 struct ForwardArgs {
   const S* x;
-  const A *decay, *syn, *v0;
+  const A *decay, *syn, *v0, *j0;
   S* s;
   void* saved;
-  A* j;
+  A *j, *u_t, *j_t;  // u_t / j_t: the final state, null unless asked for
 };
 
 template <int KMax, class S, class A>
@@ -154,8 +154,8 @@ FASTSNN_CLONES void forward_tile(const MtLifParams& p, const Tile& tl,
   LaneParams<A> lp;
   fill_lane_params(p, tl, a.decay, a.syn, lp);
   alignas(64) A u[kLanes], j[kLanes], h[kLanes], j_scratch[kLanes];
-  if (a.v0) std::copy_n(a.v0 + tl.e0, n, u); else std::fill_n(u, n, A(0));
-  std::fill_n(j, n, A(0));
+  if (a.v0) std::copy_n(a.v0 + tl.e0, n, u); else std::fill_n(u, n, A(p.v_reset));
+  if (a.j0) std::copy_n(a.j0 + tl.e0, n, j); else std::fill_n(j, n, A(0));
   for (int64_t t = 0; t < p.T; ++t) {
     const int64_t off = t * step + tl.e0;
     A* h_out = p.save == Save::H ? static_cast<A*>(a.saved) + off : h;
@@ -165,6 +165,8 @@ FASTSNN_CLONES void forward_tile(const MtLifParams& p, const Tile& tl,
       store_sg_of<KMax>(p.surrogate, k, h, n, static_cast<S*>(a.saved) + off);
     }
   }
+  if (a.u_t) std::copy_n(u, n, a.u_t + tl.e0);
+  if (a.j_t) std::copy_n(j, n, a.j_t + tl.e0);
 }
 
 // ---------------------------------------------------------------- backward
@@ -172,10 +174,11 @@ FASTSNN_CLONES void forward_tile(const MtLifParams& p, const Tile& tl,
 template <class S, class A>
 struct BackwardArgs {
   const S *grad_s, *s;
+  const A *grad_u, *grad_j;  // the final state's gradients; null: zero
   const void* saved;
-  const A *j, *decay, *syn, *v0;
+  const A *j, *decay, *syn, *v0, *j0;
   S* gx;
-  A* gv0;
+  A *gv0, *gj0;
   double *decay_slots, *syn_slots;  // one per row piece; null when not asked for
 };
 
@@ -212,14 +215,18 @@ FASTSNN_CLONES void backward_tile(const MtLifParams& p, const Tile& tl,
   fill_lane_params(p, tl, a.decay, a.syn, lp);
   BackwardState<A> st;
   for (A* v : {st.gu, st.gj, st.gdecay, st.gsyn}) std::fill_n(v, n, A(0));
-  alignas(64) A zeros[kLanes];
+  if (a.grad_u) std::copy_n(a.grad_u + tl.e0, n, st.gu);
+  if (a.grad_j) std::copy_n(a.grad_j + tl.e0, n, st.gj);
+  alignas(64) A zeros[kLanes], rest[kLanes];
   std::fill_n(zeros, n, A(0));
-  const A* first = a.v0 ? a.v0 + tl.e0 : zeros;  // u before the first step
+  std::fill_n(rest, n, A(p.v_reset));
+  const A* first = a.v0 ? a.v0 + tl.e0 : rest;  // u before the first step
+  const A* j_first = a.j0 ? a.j0 + tl.e0 : zeros;  // j before the first step
   const bool plif_decay = p.decay_grad && p.form == Form::Plif;
   for (int64_t t = p.T - 1; t >= 0; --t) {
     const int64_t off = t * step + tl.e0;
     const BackwardStep<S, A> io{a.grad_s + off, plif_decay ? a.j + off : zeros,
-                                a.syn_slots && t > 0 ? a.j + off - step : zeros,  // j[-1] = 0
+                                !a.syn_slots ? zeros : t > 0 ? a.j + off - step : j_first,
                                 a.gx + off};
     if (p.save == Save::H) {
       const A* h = static_cast<const A*>(a.saved) + off;
@@ -239,6 +246,7 @@ FASTSNN_CLONES void backward_tile(const MtLifParams& p, const Tile& tl,
     }
   }
   if (a.gv0) std::copy_n(st.gu, n, a.gv0 + tl.e0);  // gv0 = lam * gh[0]
+  if (a.gj0) std::copy_n(st.gj, n, a.gj0 + tl.e0);  // gj0 = alpha * gjt[0]
   if (a.decay_slots) lanes_to_slots(tl, st.gdecay, a.decay_slots);
   if (a.syn_slots) lanes_to_slots(tl, st.gsyn, a.syn_slots);
 }
@@ -249,10 +257,20 @@ FASTSNN_CLONES void backward_tile(const MtLifParams& p, const Tile& tl,
 
 template <class scalar_t, class acc_t>
 void mt_lif_forward(const MtLifParams& p, const scalar_t* x, const acc_t* decay,
-                    const acc_t* syn, const acc_t* v0, scalar_t* s, void* saved, acc_t* j) {
+                    const acc_t* syn, const acc_t* v0, const acc_t* j0, scalar_t* s,
+                    void* saved, acc_t* j, acc_t* u_t, acc_t* j_t) {
   const Geometry g = make_geometry(p);
-  const ForwardArgs<scalar_t, acc_t> a{x, decay, p.syn_size ? syn : nullptr,
-                                       p.has_v0 ? v0 : nullptr, s, saved, j};
+  const bool has_syn = p.syn_size > 0;
+  const ForwardArgs<scalar_t, acc_t> a{
+      x, decay, has_syn ? syn : nullptr, p.has_v0 ? v0 : nullptr,
+      has_syn && p.has_j0 ? j0 : nullptr, s, saved, j, p.return_state ? u_t : nullptr,
+      p.return_state && has_syn ? j_t : nullptr};
+  if (p.return_state && g.tiles == 0) {  // T, N*C or R is 0: the state is the initial one
+    for (int64_t e = 0; e < p.step(); ++e) {
+      u_t[e] = p.has_v0 ? v0[e] : acc_t(p.v_reset);
+      if (has_syn) j_t[e] = p.has_j0 ? j0[e] : acc_t(0);
+    }
+  }
   const size_t n = size_t(p.T * p.step());
   advise_huge_pages(s, n * sizeof(scalar_t));  // fresh outputs: fewer page faults
   if (p.save == Save::H) advise_huge_pages(saved, n * sizeof(acc_t));
@@ -266,18 +284,27 @@ void mt_lif_forward(const MtLifParams& p, const scalar_t* x, const acc_t* decay,
 }
 
 template <class scalar_t, class acc_t>
-void mt_lif_backward(const MtLifParams& p, const scalar_t* grad_s, const scalar_t* s,
-                     const void* saved, const acc_t* j, const acc_t* decay, const acc_t* syn,
-                     const acc_t* v0, scalar_t* gx, acc_t* gdecay, acc_t* gsyn, acc_t* gv0) {
+void mt_lif_backward(const MtLifParams& p, const scalar_t* grad_s, const acc_t* grad_u,
+                     const acc_t* grad_j, const scalar_t* s, const void* saved, const acc_t* j,
+                     const acc_t* decay, const acc_t* syn, const acc_t* v0, const acc_t* j0,
+                     scalar_t* gx, acc_t* gdecay, acc_t* gsyn, acc_t* gv0, acc_t* gj0) {
   const Geometry g = make_geometry(p);
   const bool has_syn = p.syn_size > 0;
   std::vector<double> decay_slots(p.decay_grad ? g.slots() : 0);
   std::vector<double> syn_slots(has_syn && p.syn_grad ? g.slots() : 0);
+  const bool has_j0 = has_syn && p.has_j0;
   const BackwardArgs<scalar_t, acc_t> a{
-      grad_s, s, saved, j, decay, has_syn ? syn : nullptr, p.has_v0 ? v0 : nullptr, gx,
-      p.has_v0 ? gv0 : nullptr, p.decay_grad ? decay_slots.data() : nullptr,
+      grad_s, s, p.has_grad_u ? grad_u : nullptr, has_syn && p.has_grad_j ? grad_j : nullptr,
+      saved, j, decay, has_syn ? syn : nullptr, p.has_v0 ? v0 : nullptr,
+      has_j0 ? j0 : nullptr, gx, p.has_v0 ? gv0 : nullptr, has_j0 ? gj0 : nullptr,
+      p.decay_grad ? decay_slots.data() : nullptr,
       has_syn && p.syn_grad ? syn_slots.data() : nullptr};
-  if (p.has_v0) std::fill_n(gv0, p.step(), acc_t(0));  // stays 0 when T == 0
+  // T == 0: the initial state's gradient is the final state's (tiles still run when
+  // T == 0 but N*C*R > 0, and overwrite these with the same values)
+  for (int64_t e = 0; e < p.step(); ++e) {
+    if (p.has_v0) gv0[e] = a.grad_u ? a.grad_u[e] : acc_t(0);
+    if (has_j0) gj0[e] = a.grad_j ? a.grad_j[e] : acc_t(0);
+  }
   advise_huge_pages(gx, size_t(p.T * p.step()) * sizeof(scalar_t));
   auto* tile = p.levels == 1   ? &backward_tile<1, scalar_t, acc_t>
                : p.levels <= 4 ? &backward_tile<4, scalar_t, acc_t>
@@ -294,10 +321,10 @@ void mt_lif_backward(const MtLifParams& p, const scalar_t* grad_s, const scalar_
 
 #define FASTSNN_MT_LIF_INSTANTIATE(S, A)                                                   \
   template void mt_lif_forward<S, A>(const MtLifParams&, const S*, const A*, const A*,     \
-                                     const A*, S*, void*, A*);                             \
-  template void mt_lif_backward<S, A>(const MtLifParams&, const S*, const S*, const void*, \
-                                      const A*, const A*, const A*, const A*, S*, A*, A*,  \
-                                      A*);
+                                     const A*, const A*, S*, void*, A*, A*, A*);           \
+  template void mt_lif_backward<S, A>(const MtLifParams&, const S*, const A*, const A*,    \
+                                      const S*, const void*, const A*, const A*, const A*, \
+                                      const A*, const A*, S*, A*, A*, A*, A*);
 FASTSNN_MT_LIF_INSTANTIATE(float, float)
 FASTSNN_MT_LIF_INSTANTIATE(double, double)
 FASTSNN_MT_LIF_INSTANTIATE(half, float)

@@ -38,6 +38,7 @@ struct StepConsts {
   SurrogateConsts<A> sc;
   A thr_k[4];     // k * thr for k = 1..4, rounded once; NaN past `levels`
   A soft_thr;     // thr for reset "soft", else 0: u = h - soft_thr * s is h exactly
+  A vr;           // v_reset: hard-reset value and rest potential (0: the plain LIF exactly)
   bool hard, soft, subtract_next, attached, syn, plif;
   int levels;
   explicit StepConsts(const MtLifParams& p) : sc(p) {
@@ -48,6 +49,7 @@ struct StepConsts {
     soft = p.reset == Reset::Soft;
     subtract_next = p.reset == Reset::SubtractNext;
     soft_thr = soft ? sc.thr : A(0);
+    vr = A(p.v_reset);
     attached = !p.detach_reset;
     syn = p.syn_size > 0;
     plif = p.form == Form::Plif;
@@ -67,13 +69,14 @@ FASTSNN_INLINE A staircase(A h, const StepConsts<A>& k) {
   return s;
 }
 
-// u after the step: hard -> h * (1 - [h >= thr]); soft -> h - thr * s; none -> h. The hard
-// reset multiplies as the reference does, so an infinite charge leaves NaN (IEEE), on
-// every backend alike (docs/mt_lif.md, "Non-finite input").
+// u after the step: hard -> h * (1 - [h >= thr]) + vr * [h >= thr]; soft -> h - thr * s;
+// none -> h. The hard reset multiplies as the reference does, so an infinite charge leaves
+// NaN (IEEE), on every backend alike (docs/mt_lif.md, "Non-finite input").
 template <class A>
 FASTSNN_INLINE A reset(A h, A s, const StepConsts<A>& k) {
   const A u = h - k.soft_thr * s;
-  return select(k.hard, h * (A(1) - select(h >= k.sc.thr, A(1), A(0))), u);
+  const A fired = select(h >= k.sc.thr, A(1), A(0));
+  return select(k.hard, h * (A(1) - fired) + k.vr * fired, u);
 }
 
 // sg(h) = sum_k g(h - k * thr) in k order; *b1 = g(h - thr).
@@ -110,7 +113,8 @@ FASTSNN_INLINE void forward_step(const StepConsts<A>& k0, const LaneParams<A>& l
     const A xv = widen(x[i]);
     const A with_syn = lp.alpha[i] * j[i] + xv;
     const A jv = select(k.syn, with_syn, xv);
-    const A h0 = lp.lam[i] * u[i] + lp.c[i] * jv;  // c = 1 (stbp): the product is exact
+    // vr + lam * (u - vr) + c * j: with vr = 0 exactly lam * u + c * j; c = 1 (stbp): exact
+    const A h0 = (k.vr + lp.lam[i] * (u[i] - k.vr)) + lp.c[i] * jv;
     // subtract_next: the last step's spikes, read off the carried (unreset) membrane. A
     // call-wide branch: the compiler keeps a loop without it for the other resets.
     const A h = k.subtract_next ? h0 - k.sc.thr * staircase<KMax>(u[i], k) : h0;
@@ -150,7 +154,7 @@ FASTSNN_INLINE Terms<A> terms_from_h(const StepConsts<A>& k, A h, A hp, bool pre
   A b1;
   const A sg = multi_bump<Kind, KMax>(h, k, &b1);
   const A kept = select(h >= k.sc.thr, A(0), A(1));  // 1 - H(h - thr)
-  const A d_hard = select(k.attached, kept - h * b1, kept);
+  const A d_hard = select(k.attached, kept - h * b1 + k.vr * b1, kept);
   const A d_soft = select(k.attached, A(1) - k.sc.thr * sg, A(1));
   const A dudh = select(k.hard, d_hard, select(k.soft, d_soft, A(1)));
   if constexpr (!DecayGrad) {
@@ -195,7 +199,8 @@ FASTSNN_INLINE void recurrence(const StepConsts<A>& k, const LaneParams<A>& lp,
   const A gh = widen(io.grad_s[i]) * tm.sg + gu[i] * tm.dudh;
   gu[i] = lp.lam[i] * gh;
   if constexpr (DecayGrad) {
-    const A u_term = select(k.plif, tm.prev - io.jt[i], tm.prev);  // u[t-1] (- j[t] for plif)
+    const A leak = tm.prev - k.vr;  // u[t-1] - v_reset (- j[t] for plif)
+    const A u_term = select(k.plif, leak - io.jt[i], leak);
     gdecay[i] = gdecay[i] + gh * u_term;
   }
   const A gc = lp.c[i] * gh;  // c = 1 (stbp): exact

@@ -39,9 +39,12 @@ struct FwdArgs {
   const float* decay;
   const float* syn;
   const float* v0;
+  const float* j0;
   void* s;
   void* saved;
   float* j;
+  float* u_final;  // streaming: the state after the last step
+  float* j_final;
 };
 
 template <class St, int V>
@@ -54,6 +57,9 @@ struct FwdIO {
     load_pack<St, V>(static_cast<const T*>(a.x) + at(t), v);
   }
   __device__ void load_v0(float (&v)[V]) { load_pack<F32, V>(a.v0 + e0, v); }
+  __device__ void load_j0(float (&v)[V]) { load_pack<F32, V>(a.j0 + e0, v); }
+  __device__ void store_u_final(const float (&v)[V]) { store_pack<F32, V>(a.u_final + e0, v); }
+  __device__ void store_j_final(const float (&v)[V]) { store_pack<F32, V>(a.j_final + e0, v); }
   __device__ void store_s(int64_t t, const float (&v)[V]) {
     store_pack<St, V>(static_cast<T*>(a.s) + at(t), v);
   }
@@ -74,8 +80,12 @@ struct BwdArgs {
   const float* decay;
   const float* syn;
   const float* v0;
+  const float* j0;
+  const float* grad_u;  // streaming: the final state's gradients
+  const float* grad_j;
   void* gx;
   float* gv0;
+  float* gj0;
   float* decay_elem;  // workspace: per-element sums (per-channel parameter)
   float* decay_part;  // workspace: per-block partials (shared parameter)
   float* syn_elem;
@@ -102,6 +112,10 @@ struct BwdIO {
   }
   __device__ void load_j(int64_t t, float (&v)[V]) { load_pack<F32, V>(a.j + at(t), v); }
   __device__ void load_v0(float (&v)[V]) { load_pack<F32, V>(a.v0 + e0, v); }
+  __device__ void load_j0(float (&v)[V]) { load_pack<F32, V>(a.j0 + e0, v); }
+  __device__ void load_grad_u(float (&v)[V]) { load_pack<F32, V>(a.grad_u + e0, v); }
+  __device__ void load_grad_j(float (&v)[V]) { load_pack<F32, V>(a.grad_j + e0, v); }
+  __device__ void store_gj0(const float (&v)[V]) { store_pack<F32, V>(a.gj0 + e0, v); }
   __device__ void store_gx(int64_t t, const float (&v)[V]) {
     store_pack<St, V>(static_cast<T*>(a.gx) + at(t), v);
   }
@@ -311,6 +325,15 @@ void zero(float* ptr, int64_t count, cudaStream_t stream) {
              "cudaMemsetAsync");
 }
 
+// dst[0, count) = src, or zeros when src is null.
+void copy_or_zero(float* dst, const float* src, int64_t count, cudaStream_t stream) {
+  if (dst == nullptr || count <= 0) return;
+  if (src == nullptr) return zero(dst, count, stream);
+  check_call(cudaMemcpyAsync(dst, src, static_cast<size_t>(count) * sizeof(float),
+                             cudaMemcpyDeviceToDevice, stream),
+             "cudaMemcpyAsync");
+}
+
 void check_backward_args(const MtLifParams& p, const void* grad_s, const void* s,
                          const void* saved, const float* j, const float* decay,
                          const float* syn, const float* v0, const void* gx, const float* gdecay,
@@ -335,21 +358,27 @@ void check_backward_args(const MtLifParams& p, const void* grad_s, const void* s
 }  // namespace
 
 void mt_lif_forward(const MtLifParams& p, DType dtype, const void* x, const float* decay,
-                    const float* syn, const float* v0, void* s, void* saved, float* j,
-                    cudaStream_t stream) {
+                    const float* syn, StateIn init, void* s, void* saved, float* j,
+                    StateOut final_state, cudaStream_t stream) {
   check_params(p);
   const int64_t M = p.step();
+  // T == 0: the binding gives the initial state as the final one (no kernel runs)
   if (p.T == 0 || M == 0) return;
+  const float* v0 = init.u;
   require(x && decay && s, "x, decay and s must not be null");
   require(syn != nullptr || p.syn_size == 0, "syn is null");
   require(v0 != nullptr || !p.has_v0, "v0 is null");
+  require(init.j != nullptr || !(p.has_j0 && p.syn_size), "j0 is null");
+  require(final_state.u != nullptr || !p.return_state, "u_final is null");
+  require(final_state.j != nullptr || !(p.return_state && p.syn_size), "j_final is null");
   require(saved != nullptr || p.save == Save::None, "saved is null");
   require(j != nullptr || !p.save_j, "j is null");
   const step::Consts k = step::make_consts(p);
   const int vec = choose_vec(M, element_size(dtype),
                              {x, s, p.save == Save::Sg ? saved : nullptr},
-                             {p.save == Save::H ? saved : nullptr, j, v0});
-  const FwdArgs a{x, decay, syn, v0, s, saved, j};
+                             {p.save == Save::H ? saved : nullptr, j, v0, init.j,
+                              final_state.u, final_state.j});
+  const FwdArgs a{x, decay, syn, v0, init.j, s, saved, j, final_state.u, final_state.j};
   dispatch(dtype, vec, [&]<class St, int V>() {
     forward_kernel<St, V><<<grid_for(M, V), kThreads, 0, stream>>>(k, a);
   });
@@ -361,12 +390,20 @@ size_t mt_lif_backward_workspace_bytes(const MtLifParams& p) {
   return plan_workspace(p).bytes;
 }
 
-void mt_lif_backward(const MtLifParams& p, DType dtype, const void* grad_s, const void* s,
-                     const void* saved, const float* j, const float* decay, const float* syn,
-                     const float* v0, void* gx, float* gdecay, float* gsyn, float* gv0,
-                     void* workspace, cudaStream_t stream) {
+void mt_lif_backward(const MtLifParams& p, DType dtype, const void* grad_s,
+                     StateIn grad_final, const void* s, const void* saved, const float* j,
+                     const float* decay, const float* syn, StateIn init, void* gx,
+                     float* gdecay, float* gsyn, StateOut grad_init, void* workspace,
+                     cudaStream_t stream) {
   check_params(p);
+  const float* v0 = init.u;
+  float* gv0 = grad_init.u;
+  const bool has_j0 = p.has_j0 && p.syn_size > 0;
   check_backward_args(p, grad_s, s, saved, j, decay, syn, v0, gx, gdecay, gsyn, gv0);
+  require(init.j != nullptr || !has_j0, "j0 is null");
+  require(grad_init.j != nullptr || !has_j0, "gj0 is null");
+  require(grad_final.u != nullptr || !p.has_grad_u, "grad_u is null");
+  require(grad_final.j != nullptr || !(p.has_grad_j && p.syn_size), "grad_j is null");
   const int64_t M = p.step();
   const bool syn_grad = p.syn_grad && p.syn_size > 0;
   if (!p.decay_grad) zero(gdecay, p.decay_size, stream);
@@ -374,7 +411,11 @@ void mt_lif_backward(const MtLifParams& p, DType dtype, const void* grad_s, cons
   if (p.T == 0 || M == 0) {  // nothing flows: every gradient is zero, gx is empty
     if (p.decay_grad) zero(gdecay, p.decay_size, stream);
     if (syn_grad) zero(gsyn, p.syn_size, stream);
-    if (p.has_v0) zero(gv0, M, stream);
+    // the initial state's gradient is the final state's
+    copy_or_zero(gv0, p.has_v0 && p.has_grad_u ? grad_final.u : nullptr, p.has_v0 ? M : 0,
+                 stream);
+    copy_or_zero(grad_init.j, has_j0 && p.has_grad_j ? grad_final.j : nullptr,
+                 has_j0 ? M : 0, stream);
     return;
   }
   const WorkspacePlan w = plan_workspace(p);
@@ -385,8 +426,10 @@ void mt_lif_backward(const MtLifParams& p, DType dtype, const void* grad_s, cons
   const int vec = choose_vec(
       M, element_size(dtype),
       {grad_s, gx, sg_mode ? saved : nullptr, sg_mode && p.reset == Reset::Hard ? s : nullptr},
-      {sg_mode ? nullptr : saved, j, v0, gv0});
-  const BwdArgs a{grad_s, s, saved, j, decay, syn, v0, gx, gv0,
+      {sg_mode ? nullptr : saved, j, v0, gv0, init.j, grad_init.j, grad_final.u,
+       grad_final.j});
+  const BwdArgs a{grad_s, s, saved, j, decay, syn, v0, init.j, grad_final.u, grad_final.j,
+                  gx, gv0, grad_init.j,
                   slot(workspace, w.decay, w.decay.elem), slot(workspace, w.decay, w.decay.part),
                   slot(workspace, w.syn, w.syn.elem), slot(workspace, w.syn, w.syn.part)};
   const unsigned blocks = grid_for(M, vec);

@@ -55,6 +55,7 @@ FASTSNN_HD float div_rn(float a, float b) {  // IEEE division, as torch's CPU `t
 struct Consts {
   int64_t T = 0, M = 0, C = 1, R = 1;  // steps, elements per step (N*C*R), channels, inner
   float threshold = 1.f;
+  float v_reset = 0.f;          // hard-reset value and rest potential
   float width = 1.f;            // a
   float half_width = 0.5f;      // fl32(a / 2)       (rect:    |z| < a/2)
   float inv_width = 1.f;        // fl32(1 / a)       (rect:    1[...] / a)
@@ -64,6 +65,7 @@ struct Consts {
   Surrogate surrogate = Surrogate::Rect;
   Save save = Save::None;
   bool detach_reset = false, synaptic = false, plif = false, has_v0 = false;
+  bool has_j0 = false, return_state = false, has_grad_u = false, has_grad_j = false;
   bool save_j = false, decay_grad = false, syn_grad = false;
   bool decay_per_channel = false, syn_per_channel = false;
 };
@@ -75,6 +77,7 @@ inline Consts make_consts(const MtLifParams& p) {
   k.C = p.C;
   k.R = p.R;
   k.threshold = static_cast<float>(p.threshold);
+  k.v_reset = static_cast<float>(p.v_reset);
   k.width = static_cast<float>(p.width);
   // Python computes a/2 and 4/a in double and torch rounds the scalar to float32 when it
   // meets a float32 tensor; `tensor / a` rounds a first, then divides in float32.
@@ -89,6 +92,10 @@ inline Consts make_consts(const MtLifParams& p) {
   k.synaptic = p.syn_size > 0;
   k.plif = p.form == Form::Plif;
   k.has_v0 = p.has_v0;
+  k.has_j0 = p.has_j0 && p.syn_size > 0;
+  k.return_state = p.return_state;
+  k.has_grad_u = p.has_grad_u;
+  k.has_grad_j = p.has_grad_j && p.syn_size > 0;
   k.save_j = p.save_j;
   k.decay_grad = p.decay_grad;
   k.syn_grad = p.syn_grad && p.syn_size > 0;
@@ -142,8 +149,10 @@ FASTSNN_HD float staircase(const Consts& k, float h) {
 // u after the reset, from the charge h and its spike count s (reference `_reset`).
 FASTSNN_HD float reset_value(const Consts& k, float h, float s) {
   switch (k.reset) {
-    case Reset::Hard:
-      return mul_rn(h, sub_rn(1.0f, h >= k.threshold ? 1.0f : 0.0f));
+    case Reset::Hard: {  // h * (1 - fired) + v_reset * fired
+      const float fired = h >= k.threshold ? 1.0f : 0.0f;
+      return add_rn(mul_rn(h, sub_rn(1.0f, fired)), mul_rn(k.v_reset, fired));
+    }
     case Reset::Soft:
       return sub_rn(h, mul_rn(k.threshold, s));
     default:
@@ -202,7 +211,8 @@ FASTSNN_HD float multi_bump(const Consts& k, float h, float* first = nullptr) {
 FASTSNN_HD float forward_step(const Consts& k, const Coef& cf, float x, float& u, float& j,
                               float& s) {
   j = k.synaptic ? add_rn(mul_rn(cf.alpha, j), x) : x;
-  float h = add_rn(mul_rn(cf.lam, u), mul_rn(cf.c, j));
+  // v_reset + lam * (u - v_reset) + c * j: exactly lam * u + c * j when v_reset = 0
+  float h = add_rn(add_rn(k.v_reset, mul_rn(cf.lam, sub_rn(u, k.v_reset))), mul_rn(cf.c, j));
   // subtract_next: the last step's spikes, read off the carried (unreset) membrane u.
   if (k.reset == Reset::SubtractNext) h = sub_rn(h, mul_rn(k.threshold, staircase(k, u)));
   s = staircase(k, h);
@@ -225,7 +235,7 @@ FASTSNN_HD Local local_from_h(const Consts& k, float h) {
   switch (k.reset) {
     case Reset::Hard:
       l.dudh = sub_rn(1.0f, h >= k.threshold ? 1.0f : 0.0f);
-      if (!k.detach_reset) l.dudh = sub_rn(l.dudh, mul_rn(h, g1));
+      if (!k.detach_reset) l.dudh = add_rn(sub_rn(l.dudh, mul_rn(h, g1)), mul_rn(k.v_reset, g1));
       break;
     case Reset::Soft:
       l.dudh = k.detach_reset ? 1.0f : sub_rn(1.0f, mul_rn(k.threshold, l.sg));
@@ -260,8 +270,12 @@ FASTSNN_HD Local local_from_sg(const Consts& k, float sg, float s) {
 template <int V, class IO>
 FASTSNN_HD void forward_thread(const Consts& k, const Coef (&cf)[V], IO& io) {
   float u[V], j[V], x[V], xn[V];
-  for (int i = 0; i < V; ++i) u[i] = j[i] = x[i] = xn[i] = 0.0f;
+  for (int i = 0; i < V; ++i) {
+    j[i] = x[i] = xn[i] = 0.0f;
+    u[i] = k.v_reset;  // at rest unless v0 is given
+  }
   if (k.has_v0) io.load_v0(u);
+  if (k.has_j0) io.load_j0(j);
   if (k.T > 0) io.load_x(0, x);
   for (int64_t t = 0; t < k.T; ++t) {
     if (t + 1 < k.T) io.load_x(t + 1, xn);
@@ -277,6 +291,10 @@ FASTSNN_HD void forward_thread(const Consts& k, const Coef (&cf)[V], IO& io) {
     }
     if (k.save_j) io.store_j(t, j);
     for (int i = 0; i < V; ++i) x[i] = xn[i];
+  }
+  if (k.return_state) {  // streaming: the state after the last step
+    io.store_u_final(u);
+    if (k.synaptic) io.store_j_final(j);
   }
 }
 
@@ -304,25 +322,32 @@ struct BackwardAcc {
   float gdecay[V], gsyn[V];
 };
 
-// Step 0's pending terms use the initial state u[0] = v0 (or 0) and j[0] = 0; gv0 = gu
-// (0 when T = 0).
+// Step 0's pending terms use the initial state u[0] = v0 (or v_reset) and j[0] = j0 (or 0);
+// gv0 = gu, gj0 = gj (the final state's gradients when T = 0).
 template <int V, class IO>
 FASTSNN_HD void finish_backward(const Consts& k, IO& io, const float (&gu)[V],
-                                const float (&pend_gh)[V], const float (&pend_j)[V],
+                                const float (&gj)[V], const float (&pend_gh)[V],
+                                const float (&pend_j)[V],
                                 const float (&pend_gjt)[V], BackwardAcc<V>& acc) {
   if (k.T > 0 && (k.decay_grad || k.syn_grad)) {
-    float u0[V];
-    for (int i = 0; i < V; ++i) u0[i] = 0.0f;
+    float u0[V], j0[V];
+    for (int i = 0; i < V; ++i) {
+      u0[i] = k.v_reset;
+      j0[i] = 0.0f;
+    }
     if (k.decay_grad && k.has_v0) io.load_v0(u0);
+    if (k.syn_grad && k.has_j0) io.load_j0(j0);
     for (int i = 0; i < V; ++i) {
       if (k.decay_grad) {
-        float d = k.plif ? sub_rn(u0[i], pend_j[i]) : u0[i];
+        float leak = sub_rn(u0[i], k.v_reset);
+        float d = k.plif ? sub_rn(leak, pend_j[i]) : leak;
         acc.gdecay[i] = add_rn(acc.gdecay[i], mul_rn(pend_gh[i], d));
       }
-      if (k.syn_grad) acc.gsyn[i] = add_rn(acc.gsyn[i], mul_rn(pend_gjt[i], 0.0f));
+      if (k.syn_grad) acc.gsyn[i] = add_rn(acc.gsyn[i], mul_rn(pend_gjt[i], j0[i]));
     }
   }
   if (k.has_v0) io.store_gv0(gu);
+  if (k.has_j0) io.store_gj0(gj);
 }
 
 // The reference's backward_recursion for V elements. gdecay needs u[t-1] = reset(h[t-1]) and
@@ -337,6 +362,8 @@ FASTSNN_HD void backward_thread(const Consts& k, const Coef (&cf)[V], IO& io,
     gu[i] = gj[i] = pend_gh[i] = pend_j[i] = pend_gjt[i] = 0.0f;
     acc.gdecay[i] = acc.gsyn[i] = 0.0f;
   }
+  if (k.has_grad_u) io.load_grad_u(gu);  // streaming: the final state's gradient
+  if (k.has_grad_j) io.load_grad_j(gj);
   BackwardIn<V> cur{}, nxt{};
   if (k.T > 0) load_backward_in(k, io, k.T - 1, cur);
   for (int64_t t = k.T - 1; t >= 0; --t) {
@@ -345,8 +372,8 @@ FASTSNN_HD void backward_thread(const Consts& k, const Coef (&cf)[V], IO& io,
     float gx[V];
     for (int i = 0; i < V; ++i) {
       if (pending && k.decay_grad) {  // term of step t+1: gh[t+1] * (u[t] (- j[t+1]))
-        float u_in = reset_value(k, cur.h[i]);
-        float d = k.plif ? sub_rn(u_in, pend_j[i]) : u_in;
+        float leak = sub_rn(reset_value(k, cur.h[i]), k.v_reset);
+        float d = k.plif ? sub_rn(leak, pend_j[i]) : leak;
         acc.gdecay[i] = add_rn(acc.gdecay[i], mul_rn(pend_gh[i], d));
       }
       if (pending && k.syn_grad) acc.gsyn[i] = add_rn(acc.gsyn[i], mul_rn(pend_gjt[i], cur.j[i]));
@@ -367,7 +394,7 @@ FASTSNN_HD void backward_thread(const Consts& k, const Coef (&cf)[V], IO& io,
     io.store_gx(t, gx);
     cur = nxt;
   }
-  finish_backward(k, io, gu, pend_gh, pend_j, pend_gjt, acc);
+  finish_backward(k, io, gu, gj, pend_gh, pend_j, pend_gjt, acc);
 }
 
 }  // namespace fastsnn::cuda::step

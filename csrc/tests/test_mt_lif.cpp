@@ -158,11 +158,12 @@ Result<S, A> run_kernels(const Problem<S, A>& pr, bool* guards_ok) {
       gdecay(size_t(p.decay_size)), gsyn(size_t(p.syn_size)), gv0(pr.v0.size());
   void* saved = p.save == Save::Sg ? static_cast<void*>(saved_s.data())
                                    : static_cast<void*>(saved_a.data());
-  mt_lif_forward<S, A>(p, x.data(), decay.data(), syn.data(), v0.data(), s.data(), saved,
-                       p.save_j ? j.data() : nullptr);
-  mt_lif_backward<S, A>(p, grad_s.data(), s.data(), saved, p.save_j ? j.data() : nullptr,
-                        decay.data(), syn.data(), v0.data(), gx.data(), gdecay.data(),
-                        gsyn.data(), gv0.data());
+  // no streaming state here (j0, the final state and its gradients are null / unused)
+  mt_lif_forward<S, A>(p, x.data(), decay.data(), syn.data(), v0.data(), nullptr, s.data(),
+                       saved, p.save_j ? j.data() : nullptr, nullptr, nullptr);
+  mt_lif_backward<S, A>(p, grad_s.data(), nullptr, nullptr, s.data(), saved,
+                        p.save_j ? j.data() : nullptr, decay.data(), syn.data(), v0.data(),
+                        nullptr, gx.data(), gdecay.data(), gsyn.data(), gv0.data(), nullptr);
   *guards_ok = x.intact() && grad_s.intact() && s.intact() && gx.intact() &&
                saved_s.intact() && decay.intact() && syn.intact() && v0.intact() &&
                saved_a.intact() && j.intact() && gdecay.intact() && gsyn.intact() &&

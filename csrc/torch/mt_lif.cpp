@@ -23,7 +23,7 @@ namespace {
 using at::Tensor;
 using OptTensor = std::optional<Tensor>;
 using Tensors3 = std::tuple<Tensor, Tensor, Tensor>;
-using Tensors4 = std::tuple<Tensor, Tensor, Tensor, Tensor>;
+using Tensors5 = std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor>;
 
 at::ScalarType compute_dtype(at::ScalarType t) {
   return t == at::kDouble ? at::kDouble : at::kFloat;
@@ -63,9 +63,9 @@ int64_t check_param(const Tensor& p, const char* name, const Tensor& x) {
 }
 
 MtLifParams make_params(const Tensor& x, const Tensor& decay, const OptTensor& syn,
-                        const OptTensor& v0, double threshold, int64_t levels, int64_t reset,
-                        int64_t surrogate, double width, bool detach_reset, int64_t form,
-                        int64_t save) {
+                        const OptTensor& v0, const OptTensor& j0, double threshold,
+                        double v_reset, int64_t levels, int64_t reset, int64_t surrogate,
+                        double width, bool detach_reset, int64_t form, int64_t save) {
   check_storage(x, "x");
   // MtLifParams::levels is an int.
   TORCH_CHECK_VALUE(levels >= 1 && levels <= (1 << 20),
@@ -79,7 +79,13 @@ MtLifParams make_params(const Tensor& x, const Tensor& decay, const OptTensor& s
   p.syn_size = syn ? check_param(*syn, "syn_decay", x) : 0;
   if (v0) check_compute(*v0, "v0", x, x.sizes().slice(1));
   p.has_v0 = v0.has_value();
+  if (j0) {
+    TORCH_CHECK_VALUE(syn.has_value(), "mt_lif: j0 without syn_decay");
+    check_compute(*j0, "j0", x, x.sizes().slice(1));
+  }
+  p.has_j0 = j0.has_value();
   p.threshold = threshold;
+  p.v_reset = v_reset;
   p.width = width;
   p.levels = int(levels);
   p.reset = checks::enum_arg<Reset>(reset, "mt_lif", "reset", kResets);
@@ -91,25 +97,37 @@ MtLifParams make_params(const Tensor& x, const Tensor& decay, const OptTensor& s
 }
 
 // Outputs of the forward; unused ones are empty [0] tensors (dtypes as the fake impl).
-Tensors3 forward_outputs(const Tensor& x, const MtLifParams& p) {
+Tensors5 forward_outputs(const Tensor& x, const MtLifParams& p) {
   const auto acc = x.options().dtype(compute_dtype(x.scalar_type()));
   Tensor s = at::empty(x.sizes(), x.options());
   Tensor saved = p.save == Save::Sg  ? at::empty(x.sizes(), x.options())
                  : p.save == Save::H ? at::empty(x.sizes(), acc)
                                      : at::empty({0}, x.options());
   Tensor j = p.save_j ? at::empty(x.sizes(), acc) : at::empty({0}, acc);
-  return {s, saved, j};
+  const auto step = x.sizes().slice(1);
+  Tensor u_t = p.return_state ? at::empty(step, acc) : at::empty({0}, acc);
+  Tensor j_t = p.return_state && p.syn_size ? at::empty(step, acc) : at::empty({0}, acc);
+  return {s, saved, j, u_t, j_t};
 }
 
 // Checks what the backward reads (the forward's outputs and the gradient) and returns
 // the parameters it runs with.
-MtLifParams backward_params(const Tensor& grad_s, const Tensor& s, const Tensor& saved,
+MtLifParams backward_params(const Tensor& grad_s, const OptTensor& grad_u,
+                            const OptTensor& grad_j, const Tensor& s, const Tensor& saved,
                             const Tensor& j, const Tensor& decay, const OptTensor& syn,
-                            const OptTensor& v0, double threshold, int64_t levels,
-                            int64_t reset, int64_t surrogate, double width, bool detach_reset,
-                            int64_t form, int64_t save, bool decay_grad, bool syn_grad) {
-  MtLifParams p = make_params(s, decay, syn, v0, threshold, levels, reset, surrogate, width,
-                              detach_reset, form, save);
+                            const OptTensor& v0, const OptTensor& j0, double threshold,
+                            double v_reset, int64_t levels, int64_t reset, int64_t surrogate,
+                            double width, bool detach_reset, int64_t form, int64_t save,
+                            bool decay_grad, bool syn_grad) {
+  MtLifParams p = make_params(s, decay, syn, v0, j0, threshold, v_reset, levels, reset,
+                              surrogate, width, detach_reset, form, save);
+  if (grad_u) check_compute(*grad_u, "grad_u", s, s.sizes().slice(1));
+  if (grad_j) {
+    TORCH_CHECK_VALUE(syn.has_value(), "mt_lif: grad_j without syn_decay");
+    check_compute(*grad_j, "grad_j", s, s.sizes().slice(1));
+  }
+  p.has_grad_u = grad_u.has_value();
+  p.has_grad_j = grad_j.has_value();
   check_storage(grad_s, "grad_s");
   TORCH_CHECK_VALUE(grad_s.sizes() == s.sizes() && grad_s.scalar_type() == s.scalar_type() &&
                         grad_s.device() == s.device(),
@@ -139,12 +157,13 @@ MtLifParams backward_params(const Tensor& grad_s, const Tensor& s, const Tensor&
   return p;
 }
 
-Tensors4 backward_outputs(const Tensor& s, const Tensor& decay, const OptTensor& syn,
-                          const OptTensor& v0) {
+Tensors5 backward_outputs(const Tensor& s, const Tensor& decay, const OptTensor& syn,
+                          const OptTensor& v0, const OptTensor& j0) {
   const auto acc = decay.options();
   Tensor gsyn = syn ? at::empty(syn->sizes(), acc) : at::empty({0}, acc);
   Tensor gv0 = v0 ? at::empty(v0->sizes(), acc) : at::empty({0}, acc);
-  return {at::empty(s.sizes(), s.options()), at::empty(decay.sizes(), acc), gsyn, gv0};
+  Tensor gj0 = j0 ? at::empty(j0->sizes(), acc) : at::empty({0}, acc);
+  return {at::empty(s.sizes(), s.options()), at::empty(decay.sizes(), acc), gsyn, gv0, gj0};
 }
 
 template <class A>
@@ -161,27 +180,31 @@ A* data_or_null(const Tensor& t) {
 
 template <class S, class A>
 void forward_cpu(const MtLifParams& p, const Tensor& x, const Tensor& decay,
-                 const OptTensor& syn, const OptTensor& v0, const Tensors3& out) {
-  const auto& [s, saved, j] = out;
+                 const OptTensor& syn, const OptTensor& v0, const OptTensor& j0,
+                 const Tensors5& out) {
+  const auto& [s, saved, j, u_t, j_t] = out;
   cpu::mt_lif_forward<S, A>(p, static_cast<const S*>(x.const_data_ptr()),
                             static_cast<const A*>(decay.const_data_ptr()),
-                            data_or_null<A>(syn), data_or_null<A>(v0),
+                            data_or_null<A>(syn), data_or_null<A>(v0), data_or_null<A>(j0),
                             static_cast<S*>(s.data_ptr()),
-                            saved.numel() ? saved.data_ptr() : nullptr, data_or_null<A>(j));
+                            saved.numel() ? saved.data_ptr() : nullptr, data_or_null<A>(j),
+                            data_or_null<A>(u_t), data_or_null<A>(j_t));
 }
 
 template <class S, class A>
-void backward_cpu(const MtLifParams& p, const Tensor& grad_s, const Tensor& s,
-                  const Tensor& saved, const Tensor& j, const Tensor& decay,
-                  const OptTensor& syn, const OptTensor& v0, const Tensors4& out) {
-  const auto& [gx, gdecay, gsyn, gv0] = out;
+void backward_cpu(const MtLifParams& p, const Tensor& grad_s, const OptTensor& grad_u,
+                  const OptTensor& grad_j, const Tensor& s, const Tensor& saved,
+                  const Tensor& j, const Tensor& decay, const OptTensor& syn,
+                  const OptTensor& v0, const OptTensor& j0, const Tensors5& out) {
+  const auto& [gx, gdecay, gsyn, gv0, gj0] = out;
   cpu::mt_lif_backward<S, A>(
-      p, static_cast<const S*>(grad_s.const_data_ptr()),
-      static_cast<const S*>(s.const_data_ptr()), saved.const_data_ptr(),
-      j.numel() ? static_cast<const A*>(j.const_data_ptr()) : nullptr,
+      p, static_cast<const S*>(grad_s.const_data_ptr()), data_or_null<A>(grad_u),
+      data_or_null<A>(grad_j), static_cast<const S*>(s.const_data_ptr()),
+      saved.const_data_ptr(), j.numel() ? static_cast<const A*>(j.const_data_ptr()) : nullptr,
       static_cast<const A*>(decay.const_data_ptr()), data_or_null<A>(syn),
-      data_or_null<A>(v0), static_cast<S*>(gx.data_ptr()), static_cast<A*>(gdecay.data_ptr()),
-      data_or_null<A>(gsyn), data_or_null<A>(gv0));
+      data_or_null<A>(v0), data_or_null<A>(j0), static_cast<S*>(gx.data_ptr()),
+      static_cast<A*>(gdecay.data_ptr()), data_or_null<A>(gsyn), data_or_null<A>(gv0),
+      data_or_null<A>(gj0));
 }
 
 // Calls f.template operator()<S, A>() for x's dtype: storage S, compute A.
@@ -196,33 +219,37 @@ void dispatch_cpu(at::ScalarType t, F&& f) {
   }
 }
 
-Tensors3 mt_lif_forward_cpu(const Tensor& x, const Tensor& decay, const OptTensor& syn,
-                            const OptTensor& v0, double threshold, int64_t levels,
-                            int64_t reset, int64_t surrogate, double width, bool detach_reset,
-                            int64_t form, int64_t save, bool save_j) {
+Tensors5 mt_lif_forward_cpu(const Tensor& x, const Tensor& decay, const OptTensor& syn,
+                            const OptTensor& v0, const OptTensor& j0, double threshold,
+                            double v_reset, int64_t levels, int64_t reset, int64_t surrogate,
+                            double width, bool detach_reset, int64_t form, int64_t save,
+                            bool save_j, bool return_state) {
   const IntraOpThreads threads;  // torch.set_num_threads governs the kernel (torch/threads.h)
-  MtLifParams p = make_params(x, decay, syn, v0, threshold, levels, reset, surrogate, width,
-                              detach_reset, form, save);
+  MtLifParams p = make_params(x, decay, syn, v0, j0, threshold, v_reset, levels, reset,
+                              surrogate, width, detach_reset, form, save);
   p.save_j = save_j;
-  const Tensors3 out = forward_outputs(x, p);
+  p.return_state = return_state;
+  const Tensors5 out = forward_outputs(x, p);
   dispatch_cpu(x.scalar_type(), [&]<class S, class A>() {
-    forward_cpu<S, A>(p, x, decay, syn, v0, out);
+    forward_cpu<S, A>(p, x, decay, syn, v0, j0, out);
   });
   return out;
 }
 
-Tensors4 mt_lif_backward_cpu(const Tensor& grad_s, const Tensor& s, const Tensor& saved,
+Tensors5 mt_lif_backward_cpu(const Tensor& grad_s, const OptTensor& grad_u,
+                             const OptTensor& grad_j, const Tensor& s, const Tensor& saved,
                              const Tensor& j, const Tensor& decay, const OptTensor& syn,
-                             const OptTensor& v0, double threshold, int64_t levels,
-                             int64_t reset, int64_t surrogate, double width, bool detach_reset,
-                             int64_t form, int64_t save, bool decay_grad, bool syn_grad) {
+                             const OptTensor& v0, const OptTensor& j0, double threshold,
+                             double v_reset, int64_t levels, int64_t reset, int64_t surrogate,
+                             double width, bool detach_reset, int64_t form, int64_t save,
+                             bool decay_grad, bool syn_grad) {
   const IntraOpThreads threads;  // torch.set_num_threads governs the kernel (torch/threads.h)
-  const MtLifParams p =
-      backward_params(grad_s, s, saved, j, decay, syn, v0, threshold, levels, reset,
-                      surrogate, width, detach_reset, form, save, decay_grad, syn_grad);
-  const Tensors4 out = backward_outputs(s, decay, syn, v0);
+  const MtLifParams p = backward_params(grad_s, grad_u, grad_j, s, saved, j, decay, syn, v0,
+                                        j0, threshold, v_reset, levels, reset, surrogate,
+                                        width, detach_reset, form, save, decay_grad, syn_grad);
+  const Tensors5 out = backward_outputs(s, decay, syn, v0, j0);
   dispatch_cpu(s.scalar_type(), [&]<class S, class A>() {
-    backward_cpu<S, A>(p, grad_s, s, saved, j, decay, syn, v0, out);
+    backward_cpu<S, A>(p, grad_s, grad_u, grad_j, s, saved, j, decay, syn, v0, j0, out);
   });
   return out;
 }
@@ -239,44 +266,59 @@ cuda::DType cuda_dtype(at::ScalarType t) {
   }
 }
 
-Tensors3 mt_lif_forward_cuda(const Tensor& x, const Tensor& decay, const OptTensor& syn,
-                             const OptTensor& v0, double threshold, int64_t levels,
-                             int64_t reset, int64_t surrogate, double width, bool detach_reset,
-                             int64_t form, int64_t save, bool save_j) {
-  MtLifParams p = make_params(x, decay, syn, v0, threshold, levels, reset, surrogate, width,
-                              detach_reset, form, save);
+Tensors5 mt_lif_forward_cuda(const Tensor& x, const Tensor& decay, const OptTensor& syn,
+                             const OptTensor& v0, const OptTensor& j0, double threshold,
+                             double v_reset, int64_t levels, int64_t reset, int64_t surrogate,
+                             double width, bool detach_reset, int64_t form, int64_t save,
+                             bool save_j, bool return_state) {
+  MtLifParams p = make_params(x, decay, syn, v0, j0, threshold, v_reset, levels, reset,
+                              surrogate, width, detach_reset, form, save);
   p.save_j = save_j;
+  p.return_state = return_state;
   const CudaLaunch launch(x);
-  const Tensors3 out = forward_outputs(x, p);
-  const auto& [s, saved, j] = out;
+  const Tensors5 out = forward_outputs(x, p);
+  const auto& [s, saved, j, u_t, j_t] = out;
+  if (p.T == 0 && p.return_state) {  // no step: the final state is the initial one
+    if (v0) u_t.copy_(*v0); else u_t.fill_(v_reset);
+    if (p.syn_size) {
+      if (j0) j_t.copy_(*j0); else j_t.zero_();
+    }
+    return out;
+  }
+  const cuda::StateIn in{data_or_null<float>(v0), data_or_null<float>(j0)};
+  const cuda::StateOut st{data_or_null<float>(u_t), data_or_null<float>(j_t)};
   cuda::mt_lif_forward(p, cuda_dtype(x.scalar_type()), x.const_data_ptr(),
-                       decay.const_data_ptr<float>(), data_or_null<float>(syn),
-                       data_or_null<float>(v0), s.data_ptr(),
-                       saved.numel() ? saved.data_ptr() : nullptr, data_or_null<float>(j),
-                       launch.stream());
+                       decay.const_data_ptr<float>(), data_or_null<float>(syn), in,
+                       s.data_ptr(), saved.numel() ? saved.data_ptr() : nullptr,
+                       data_or_null<float>(j), st, launch.stream());
   return out;
 }
 
-Tensors4 mt_lif_backward_cuda(const Tensor& grad_s, const Tensor& s, const Tensor& saved,
+Tensors5 mt_lif_backward_cuda(const Tensor& grad_s, const OptTensor& grad_u,
+                              const OptTensor& grad_j, const Tensor& s, const Tensor& saved,
                               const Tensor& j, const Tensor& decay, const OptTensor& syn,
-                              const OptTensor& v0, double threshold, int64_t levels,
-                              int64_t reset, int64_t surrogate, double width,
-                              bool detach_reset, int64_t form, int64_t save, bool decay_grad,
-                              bool syn_grad) {
-  const MtLifParams p =
-      backward_params(grad_s, s, saved, j, decay, syn, v0, threshold, levels, reset,
-                      surrogate, width, detach_reset, form, save, decay_grad, syn_grad);
+                              const OptTensor& v0, const OptTensor& j0, double threshold,
+                              double v_reset, int64_t levels, int64_t reset,
+                              int64_t surrogate, double width, bool detach_reset,
+                              int64_t form, int64_t save, bool decay_grad, bool syn_grad) {
+  const MtLifParams p = backward_params(grad_s, grad_u, grad_j, s, saved, j, decay, syn, v0,
+                                        j0, threshold, v_reset, levels, reset, surrogate,
+                                        width, detach_reset, form, save, decay_grad, syn_grad);
   const CudaLaunch launch(s);
-  const Tensors4 out = backward_outputs(s, decay, syn, v0);
-  const auto& [gx, gdecay, gsyn, gv0] = out;
+  const Tensors5 out = backward_outputs(s, decay, syn, v0, j0);
+  const auto& [gx, gdecay, gsyn, gv0, gj0] = out;
   const auto bytes = int64_t(cuda::mt_lif_backward_workspace_bytes(p));
   Tensor workspace = at::empty({bytes}, s.options().dtype(at::kByte));
+  const cuda::StateIn in{data_or_null<float>(v0), data_or_null<float>(j0)};
+  const cuda::StateIn grad_state{data_or_null<float>(grad_u), data_or_null<float>(grad_j)};
+  const cuda::StateOut grad_in{data_or_null<float>(gv0), data_or_null<float>(gj0)};
   cuda::mt_lif_backward(
-      p, cuda_dtype(s.scalar_type()), grad_s.const_data_ptr(), s.const_data_ptr(),
-      saved.const_data_ptr(), j.numel() ? j.const_data_ptr<float>() : nullptr,
-      decay.const_data_ptr<float>(), data_or_null<float>(syn), data_or_null<float>(v0),
-      gx.data_ptr(), gdecay.data_ptr<float>(), data_or_null<float>(gsyn),
-      data_or_null<float>(gv0), bytes ? workspace.data_ptr() : nullptr, launch.stream());
+      p, cuda_dtype(s.scalar_type()), grad_s.const_data_ptr(), grad_state,
+      s.const_data_ptr(), saved.const_data_ptr(),
+      j.numel() ? j.const_data_ptr<float>() : nullptr, decay.const_data_ptr<float>(),
+      data_or_null<float>(syn), in, gx.data_ptr(), gdecay.data_ptr<float>(),
+      data_or_null<float>(gsyn), grad_in, bytes ? workspace.data_ptr() : nullptr,
+      launch.stream());
   return out;
 }
 #endif

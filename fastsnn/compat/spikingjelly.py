@@ -11,7 +11,9 @@ SpikingJelly                fastsnn
 ``ParametricLIFNode``       learnable decay; SpikingJelly's ``1/tau = sigmoid(w)`` is our
                             ``1 - decay``, so our logit is ``-w`` (gradients flip sign too)
 ``v_threshold``             ``threshold``
-``v_reset=0.0`` / ``None``  ``reset="hard"`` / ``reset="soft"``
+``v_reset=vr`` / ``None``   ``reset="hard", v_reset=vr`` / ``reset="soft"`` (the membrane
+                            leaks toward ``vr`` and starts there, as in SpikingJelly; soft
+                            reset: toward 0)
 ``detach_reset``            ``detach_reset``
 ``Sigmoid(alpha)``          ``surrogate="sigmoid", width=4/alpha``
 ``PiecewiseQuadratic(a)``   ``surrogate="triangle", width=1/a``
@@ -21,9 +23,14 @@ SpikingJelly                fastsnn
 
 The width is always set explicitly: SpikingJelly's surrogates do not scale with the
 threshold, ours default to ``width = threshold``. Options without an equivalent yet
-(``v_reset`` other than 0, other surrogates, ``store_v_seq``) raise
-``NotConvertible`` naming the node and the option. Single-step nodes (``step_mode="s"``) are
-left in place: they run one step per call, our modules all steps at once.
+(other surrogates, ``store_v_seq``) raise ``NotConvertible`` naming the node and the option.
+Single-step nodes (``step_mode="s"``) are left in place: they run one step per call, our
+modules all steps at once.
+
+Spikes equal SpikingJelly's, not bit for bit by construction: SpikingJelly charges with
+``v + (x - (v - v_reset)) / tau``, we with ``v_reset + decay*(v - v_reset) + (1-decay)*x``
+(the same real number, other roundings), so a charge within a few ulp of the threshold may
+round to the other side. Random inputs never meet that in the tests.
 """
 
 from __future__ import annotations
@@ -37,22 +44,25 @@ from ..nn.lif import MultiThresholdLIF
 from .errors import NotConvertible
 
 
-def from_spikingjelly(model: nn.Module, *, backend=None) -> nn.Module:
+def from_spikingjelly(model: nn.Module, *, backend=None, stateful: bool = False) -> nn.Module:
     """Replace, in place, every multi-step ``IFNode``, ``LIFNode`` and ``ParametricLIFNode``
     of ``model`` (or ``model`` itself) by the equivalent ``MultiThresholdLIF``; returns the
-    model. PLIF weights are carried over. ``backend`` is passed to the new modules."""
-    converted = _convert(model, "model", backend)
+    model. PLIF weights are carried over. ``backend`` is passed to the new modules;
+    ``stateful=True`` makes them keep their membrane between calls as SpikingJelly's nodes
+    do (start a new sequence with their ``reset_state()``)."""
+    options = dict(backend=backend, stateful=stateful)
+    converted = _convert(model, "model", options)
     if converted is not None:
         return converted
     for name, child in list(model.named_modules()):
         for child_name, grandchild in list(child.named_children()):
-            new = _convert(grandchild, f"{name}.{child_name}".lstrip("."), backend)
+            new = _convert(grandchild, f"{name}.{child_name}".lstrip("."), options)
             if new is not None:
                 setattr(child, child_name, new)
     return model
 
 
-def _convert(module: nn.Module, where: str, backend):
+def _convert(module: nn.Module, where: str, module_options: dict):
     kind = _node_kind(module, where)
     if kind is None or getattr(module, "step_mode", "s") != "m":
         return None
@@ -66,7 +76,7 @@ def _convert(module: nn.Module, where: str, backend):
         decay, learnable = 0.5, True
         form = "plif" if module.decay_input else "stbp"
     new = MultiThresholdLIF(levels=1, decay=decay, learnable_decay=learnable, form=form,
-                            backend=backend, **options)
+                            **module_options, **options)
     if learnable:
         new.to(module.w.device)
         with torch.no_grad():
@@ -93,16 +103,13 @@ def _common_options(node: nn.Module, where: str) -> dict:
         raise NotConvertible(f"{name}: store_v_seq=True has no equivalent (our modules do "
                              f"not keep the membrane sequence)")
     v_reset = node.v_reset
-    if v_reset is None:
-        reset = "soft"
-    elif float(v_reset) == 0.0:
-        reset = "hard"
-    else:
-        raise NotConvertible(f"{name}: v_reset={v_reset!r} is not supported yet (hard reset "
-                             f"to 0 or soft reset, v_reset=None)")
+    if v_reset is not None and not math.isfinite(float(v_reset)):
+        raise NotConvertible(f"{name}: v_reset={v_reset!r} is not a finite value")
+    # v_reset=None: soft reset, and SpikingJelly's membrane then rests at 0
+    reset, rest = ("soft", 0.0) if v_reset is None else ("hard", float(v_reset))
     threshold = float(node.v_threshold)
-    return dict(threshold=threshold, reset=reset, detach_reset=bool(node.detach_reset),
-                **_surrogate(node.surrogate_function, name))
+    return dict(threshold=threshold, reset=reset, v_reset=rest,
+                detach_reset=bool(node.detach_reset), **_surrogate(node.surrogate_function, name))
 
 
 def _surrogate(fn, name: str) -> dict:

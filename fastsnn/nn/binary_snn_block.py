@@ -77,6 +77,9 @@ class BinarySNNBlock(nn.Module):
         lif = self.lif
         if lif._syn() is not None:
             raise ValueError("the fused layer has no synaptic current: syn_decay must be None")
+        if lif.v_reset != 0:
+            raise ValueError(f"the fused layer's membrane rests at 0: v_reset must be 0, got "
+                             f"{lif.v_reset!r}")
         return dict(threshold=lif.threshold, levels=lif.levels, decay=lif.decay.detach(),
                     reset=lif.reset, form=lif.form)
 

@@ -65,7 +65,7 @@ class SynapticConvBlock(nn.Module):
             levels=levels, threshold=threshold, decay=0.5, learnable_decay=learnable_decay,
             per_channel=out_channels if per_channel else None, form="plif",
             surrogate=surrogate, syn_decay=0.5 if synaptic else None,
-            learnable_syn=learnable_syn and synaptic, backend=backend)
+            learnable_syn=learnable_syn and synaptic, backend=backend, step_rank=4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5:

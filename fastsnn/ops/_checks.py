@@ -42,6 +42,16 @@ def positive_float(value, name: str) -> float:
     return float(value)
 
 
+def finite_float(value, name: str) -> float:
+    """``value`` as a finite float: ``TypeError`` for a non-number, ``ValueError`` for NaN
+    or infinity."""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
+    if not -math.inf < value < math.inf:  # NaN fails it too; traces under torch.compile
+        raise ValueError(f"{name} must be a finite float, got {value!r}")
+    return float(value)
+
+
 def boolean(value, name: str) -> bool:
     """``value`` as a bool (Python or NumPy); ``TypeError`` for anything else."""
     if not isinstance(value, (bool, np.bool_)):
