@@ -229,3 +229,22 @@ def test_double_backward_refused():
     (gw,) = torch.autograd.grad(y.sum(), lean.weight, create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
         torch.autograd.grad(gw.sum(), lean.weight)
+
+
+def test_packed_spikes_input_equals_float_spikes():
+    # mt_lif(..., packed=True) output feeds the spike layers directly (inference)
+    import fastsnn
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 2, 5, 6, 6) * 2
+    conv, pool = SpikeConv2d(5, 4, 3, padding=1, levels=3), SpikeMaxPool2d(2, levels=3)
+    with torch.no_grad():
+        packed = fastsnn.mt_lif(x, 0.5, levels=3, packed=True)
+        spikes = fastsnn.mt_lif(x, 0.5, levels=3)
+        assert torch.equal(conv(packed), conv(spikes))
+        assert torch.equal(pool(packed), pool(spikes))
+        linear = SpikeLinear(5, 3, levels=3)
+        flat = fastsnn.mt_lif(x[..., 0, 0], 0.5, levels=3, packed=True)  # [T, N, C]
+        assert torch.equal(linear(flat), linear(flat.unpack()))
+    with pytest.raises(ValueError, match="levels=3, more than this layer's levels=1"):
+        SpikeConv2d(5, 4, 3, levels=1)(packed)

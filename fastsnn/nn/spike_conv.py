@@ -12,6 +12,8 @@ calls the same ATen ops as torch's own autograd formulas (``convolution_backward
 Input: ``[T, N, ...]`` spikes (time-major, folded to ``[T*N, ...]`` and back) or the fold
 itself, as the torch layer takes it. ``check_spikes=True`` (default) checks, in training
 mode, that the input holds integers in ``0..levels`` (``ValueError`` naming ``input``).
+``fastsnn.PackedSpikes`` (``mt_lif(..., packed=True)``, inference) are accepted too and
+unpacked exactly.
 
 Inside ``fastsnn.memory.spike_saving`` the input is also marked as spikes, so other
 layers' saved copies of it (the neuron that produced it, a pooling layer) become bits too,
@@ -28,6 +30,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from .. import memory
+from ..packed_spikes import PackedSpikes
 from ..spike_bits import SpikeBits, bits_for, check_spikes, pack
 from .lif import MultiThresholdLIF
 
@@ -142,10 +145,17 @@ class _SpikeInput:
         bits_for(levels)  # ValueError for a bad value
         self.levels, self.check_spikes = levels, bool(check_spikes)
 
-    @staticmethod
-    def _tensor(x) -> None:
+    def _tensor(self, x) -> Tensor:
+        """``x`` as a float tensor: ``PackedSpikes`` (from ``mt_lif(..., packed=True)``) are
+        unpacked exactly; their levels must not exceed the layer's."""
+        if isinstance(x, PackedSpikes):
+            if x.levels > self.levels:
+                raise ValueError(f"input holds PackedSpikes of levels={x.levels}, more than "
+                                 f"this layer's levels={self.levels}")
+            return x.unpack()
         if not isinstance(x, Tensor):
-            raise TypeError(f"input must be a tensor, got {type(x).__name__}")
+            raise TypeError(f"input must be a tensor or PackedSpikes, got {type(x).__name__}")
+        return x
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", levels={self.levels}"
@@ -155,7 +165,7 @@ class SpikeConv2d(_SpikeInput, nn.Conv2d):
     """``nn.Conv2d`` on spikes ``0..levels`` that saves its input as bits (module docstring)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        self._tensor(x)
+        x = self._tensor(x)
         if x.dim() == 5:  # [T, N, C, H, W]: fold time into the batch
             return self.forward(x.flatten(0, 1)).unflatten(0, x.shape[:2])
         if x.dim() == 3:  # unbatched [C, H, W], as nn.Conv2d
@@ -180,7 +190,7 @@ class SpikeLinear(_SpikeInput, nn.Linear):
     """``nn.Linear`` on spikes ``0..levels`` that saves its input as bits (module docstring)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        self._tensor(x)
+        x = self._tensor(x)
         if not _lean(self, x, (self.weight, self.bias)):
             return super().forward(x)
         return _SpikeLinearFn.apply(x.contiguous(), self.weight, self.bias, self.levels)
@@ -199,7 +209,7 @@ class SpikeMaxPool2d(_SpikeInput, nn.MaxPool2d):
             raise ValueError("SpikeMaxPool2d keeps no indices: return_indices must be False")
 
     def forward(self, x: Tensor) -> Tensor:
-        self._tensor(x)
+        x = self._tensor(x)
         if x.dim() == 5:
             return self.forward(x.flatten(0, 1)).unflatten(0, x.shape[:2])
         if not _lean(self, x, ()):
