@@ -74,3 +74,10 @@ def test_bad_weight_is_named():
         torch.ops.fastsnn.binary_conv2d_pack_weight(torch.randn(2, 3, 3))
     with pytest.raises((TypeError, ValueError), match="weight"):
         torch.ops.fastsnn.binary_conv2d_pack_weight(torch.ones(2, 3, 3, 3, dtype=torch.int32))
+
+
+def test_opcheck():
+    if not _cpu_isas():
+        pytest.skip("no cpu kernel")
+    w = _weight((6, 40, 3, 2), torch.float32, 5)
+    torch.library.opcheck(torch.ops.fastsnn.binary_conv2d_pack_weight.default, (w,))
