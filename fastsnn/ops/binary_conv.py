@@ -158,9 +158,11 @@ def _pack_weight_fake(weight):
 
 
 def pack_weight(weight: Tensor) -> Tensor:
-    """``ref.pack_weight(weight)`` (no gradient), by the C++ op when the extension has it."""
+    """``ref.pack_weight(weight)`` (no gradient), by the C++ op for a CPU weight when the
+    extension has it (other devices keep the torch ops: the op's own fallback for them has
+    not run on a GPU yet)."""
     weight = weight.detach()
-    if _has_pack_kernel():
+    if weight.device.type == "cpu" and _has_pack_kernel():
         return getattr(torch.ops, _spine.NAMESPACE).binary_conv2d_pack_weight(weight)
     return ref.pack_weight(weight)
 
