@@ -27,6 +27,22 @@ thanks to the software prefetch), ~45 ms when other jobs share it. The kernel us
 cost more than it brings (it waits for a scheduler slot), so compare runs with the
 ``threads`` field of the JSON. On an H100 (3.35 TB/s) reading 10M int64 events takes ~0.1 ms;
 the int32 atomics into L2 bound the rate first (a few G events/s), hence the 2 G events/s target.
+
+Profile at 1M events (2026-11-30, the VM under load, one thread, CPU time, median of 7:
+``python tools/cpu_time_ratios.py events``): tonic
+76-88 ms per batch; ours 2.4-3.3 ms (int32 / int64 rows) in every case but B=32, T=10,
+i.e. 25-32x, and 8.5-9.1 ms there (~10x). The Python layer (argument checks, offsets,
+dispatch) is 0.1-0.2 ms of it; the offsets check and the segment starts are noise. At
+B=32, T=10 the output is 42 MB, fresh memory in every call (above glibc's 32 MB mmap
+threshold; torch's CPU allocator does not cache), and perf splits the call into the OS
+zeroing those pages at their first touch (``clear_page_erms``) 35 %, the event pass 34 %,
+the kernel's zero fill of each slab 18 % and page-fault handling ~12 %: the output, not
+the events, is the cost. Its byte floor on one core: 42 MB zeroed by the OS + 42 MB
+written + 32 MB (int64) or 16 MB (int32) of events read, ~7 ms at ~15 GB/s, which is
+where the kernel is; 20x tonic (~4.4 ms) is out of reach on one core with a fresh output
+and needs both cores of a quiet machine. The same holds, more so, for the quick suite's
+50k events into 32 x 10 frames (~1x tonic): both sides then mostly write their frames
+(ours 42 MB of float32, tonic's 21 MB of int16), and no event rate can show.
 """
 
 from __future__ import annotations

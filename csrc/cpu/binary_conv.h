@@ -32,4 +32,13 @@ bool select_popcount_isa(const char* request, PopcountIsa* isa, std::string* err
 void binary_conv2d_forward(const BinaryConvParams& p, const float* x, const uint32_t* wpacked,
                            const float* alpha, const float* bias, float* out, PopcountIsa isa);
 
+// The contract's wpacked from a float weight [Cout, Cin, KK] (KK = KH*KW taps, contiguous):
+// bit i of word w at (o, tap) is 1 iff weight[o, 32w+i, tap] >= 0 (NaN: 0), unused bits 0.
+// out [Cout, KK, ceil(Cin/32)]; OpenMP over output channels (binary_conv_weights.cpp).
+// isa Avx2 / Avx512: float32 by gather + compare + movemask (avx2); otherwise a portable loop.
+void binary_pack_weight(const float* weight, int64_t Cout, int64_t Cin, int64_t KK,
+                        uint32_t* out, PopcountIsa isa);
+void binary_pack_weight(const double* weight, int64_t Cout, int64_t Cin, int64_t KK,
+                        uint32_t* out, PopcountIsa isa);
+
 }  // namespace fastsnn::cpu

@@ -118,6 +118,41 @@ at::Tensor forward_cpu(const at::Tensor& x, const at::Tensor& wpacked,
   return out;
 }
 
+// The contract's wpacked from a float weight [Cout, Cin, KH, KW]: bit i of word w at
+// (o, tap) is 1 iff W[o, 32w+i, tap] >= 0 (fastsnn.reference.binary_conv.pack_weight, which
+// it reproduces bit for bit). Composite: the CPU kernel for CPU tensors, torch ops elsewhere.
+at::Tensor pack_weight(const at::Tensor& weight) {
+  constexpr const char* op = "binary_conv2d_pack_weight";
+  checks::dtype(weight, op, "weight", {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16});
+  TORCH_CHECK_VALUE(weight.dim() == 4 && weight.numel() > 0, op,
+                    ": weight must be [Cout, Cin, KH, KW] with no empty dim, got ",
+                    weight.sizes());
+  const int64_t cout = weight.size(0), cin = weight.size(1), kk = weight.size(2) * weight.size(3);
+  const int64_t words = (cin + 31) / 32;
+  if (!weight.device().is_cpu()) {
+    at::Tensor bits = weight.ge(0).permute({0, 2, 3, 1}).reshape({cout, kk, cin});
+    bits = at::constant_pad_nd(bits.to(at::kLong), {0, words * 32 - cin});
+    const at::Tensor shifts =
+        at::bitwise_left_shift(at::ones({32}, bits.options()), at::arange(32, bits.options()));
+    return (bits.reshape({cout, kk, words, 32}) * shifts).sum(-1).to(at::kInt);
+  }
+  const IntraOpThreads threads;  // torch.set_num_threads governs the kernel (torch/threads.h)
+  // Half and bfloat16 widen to float32 exactly; float64 keeps its own compare (a tiny
+  // negative double would round to -0.0f, which is >= 0).
+  const at::Tensor w = weight.scalar_type() == at::kDouble
+                           ? weight.contiguous()
+                           : weight.to(at::kFloat).contiguous();
+  at::Tensor out = at::empty({cout, kk, words}, weight.options().dtype(at::kInt));
+  auto* dst = reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>());
+  const cpu::PopcountIsa isa = current_isa();
+  if (w.scalar_type() == at::kDouble) {
+    cpu::binary_pack_weight(w.data_ptr<double>(), cout, cin, kk, dst, isa);
+  } else {
+    cpu::binary_pack_weight(w.data_ptr<float>(), cout, cin, kk, dst, isa);
+  }
+  return out;
+}
+
 std::string cpu_isa() { return cpu::popcount_isa_name(current_isa()); }
 
 std::vector<std::string> cpu_isas() {
@@ -155,6 +190,8 @@ TORCH_LIBRARY_FRAGMENT(fastsnn, m) {
   fastsnn::register_impl(m, "binary_conv2d_forward", &fastsnn::forward_cpu,
                          FASTSNN_CUDA_ONLY(&fastsnn::forward_cuda));
   // The popcount path a CPU call takes now (FASTSNN_CPU_ISA honoured) and those available.
+  m.impl("binary_conv2d_pack_weight",
+         torch::dispatch(c10::DispatchKey::CompositeExplicitAutograd, &fastsnn::pack_weight));
   m.def("binary_conv2d_cpu_isa() -> str", &fastsnn::cpu_isa);
   m.def("binary_conv2d_cpu_isas() -> str[]", &fastsnn::cpu_isas);
 }

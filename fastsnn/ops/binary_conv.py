@@ -44,10 +44,11 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
+from .. import _backends
 from .._enums import BinaryActivation, options, parse
 from ..packed_spikes import PackedSpikes
 from ..reference import binary_conv as ref
-from . import _checks
+from . import _checks, _spine
 from ._spine import Kernel, Op
 
 ACTIVATIONS = options(BinaryActivation)
@@ -74,7 +75,7 @@ class PackedBinaryWeight:
         _check_weight(weight)
         with torch.no_grad():
             a = _alpha_arg(alpha, weight, weight.shape[0])
-            words = ref.pack_weight(weight)
+            words = pack_weight(weight)
         return cls(words, None if a is None else a.float().contiguous(), int(weight.shape[1]),
                    (int(weight.shape[2]), int(weight.shape[3])))
 
@@ -142,6 +143,37 @@ def _autograd_backward(ctx, grad):
 
 
 OP.autograd("binary_conv2d_forward", _autograd_backward, _setup_context)
+
+
+# The weight's sign bits in the layout of ``wpacked`` (``ref.pack_weight``, bit for bit), as
+# one C++ op (csrc/torch/binary_conv.cpp; composite: a vectorised kernel for CPU tensors,
+# torch ops on other devices). A float weight is packed in every call (a cache keyed on the
+# weight's version would be unsafe), so this is on the hot path: a dozen torch ops took
+# longer than the convolution itself.
+_PACK_WEIGHT = "binary_conv2d_pack_weight"
+_spine._LIB.define(_PACK_WEIGHT + "(Tensor weight) -> Tensor")
+
+
+@torch.library.register_fake(f"{_spine.NAMESPACE}::{_PACK_WEIGHT}", lib=_spine._LIB)
+def _pack_weight_fake(weight):
+    cout, cin, kh, kw = weight.shape
+    return weight.new_empty((cout, kh * kw, (cin + 31) // 32), dtype=torch.int32)
+
+
+def pack_weight(weight: Tensor) -> Tensor:
+    """``ref.pack_weight(weight)`` (no gradient), by the C++ op for a CPU weight when the
+    extension has it (other devices keep the torch ops: the op's own fallback for them has
+    not run on a GPU yet)."""
+    weight = weight.detach()
+    if weight.device.type == "cpu" and _has_pack_kernel():
+        return getattr(torch.ops, _spine.NAMESPACE).binary_conv2d_pack_weight(weight)
+    return ref.pack_weight(weight)
+
+
+# A constant of the graph under torch.compile: the probe imports the extension.
+@torch.compiler.assume_constant_result
+def _has_pack_kernel() -> bool:
+    return _backends.has_kernel(_PACK_WEIGHT, "CompositeExplicitAutograd")
 
 
 # ------------------------------------------------------------------------- validation
@@ -315,7 +347,7 @@ def binary_conv2d(x: Tensor, weight: Union[Tensor, PackedBinaryWeight],
         ws = packed.unpack() if packed is not None else ref.sign_ste(weight)
         out = ref.binary_conv2d(x4, ws, a, bias, stride, padding, dilation)
         return out.reshape(*lead, *out.shape[1:])
-    wpacked = packed.words if packed is not None else ref.pack_weight(weight.detach())
+    wpacked = packed.words if packed is not None else pack_weight(weight)
     wants_grad = packed is None and weight.requires_grad and torch.is_grad_enabled()
     wsign = ref.sign_ste(weight).float() if wants_grad else None
     out = OP.kernel("binary_conv2d_forward", chosen)(
