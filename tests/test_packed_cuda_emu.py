@@ -19,9 +19,9 @@ import pytest
 import torch
 
 import fastsnn
+from fastsnn._enums import Form, Reset
 from fastsnn.ops.binary_conv import PackedBinaryWeight
 from fastsnn.packed_spikes import PackedSpikes
-from fastsnn._enums import Form, Reset
 
 ROOT = Path(__file__).resolve().parents[1]
 CXX = shutil.which("g++") or shutil.which("c++")

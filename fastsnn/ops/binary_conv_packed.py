@@ -5,8 +5,9 @@
 image the float-input kernel packs for itself, so the cpu kernel
 (``fastsnn::binary_conv2d_packed_forward``, ``csrc/cpu/binary_conv_packed.cpp``) starts at
 the gather; the cuda kernel (``csrc/cuda/binary_conv_packed.cuh``) likewise skips the
-packing kernel and feeds the words to the GEMM kernels of ``binary_conv2d``. Result: exactly ``binary_conv2d(x.unpack(), ...)`` (spike activation, levels of
-the input), in ``x.dtype``. ``reference`` unpacks and runs the reference. Inference only on
+packing kernel and feeds the words to the GEMM kernels of ``binary_conv2d``. Result:
+exactly ``binary_conv2d(x.unpack(), ...)`` (spike activation, levels of the input), in
+``x.dtype``. ``reference`` unpacks and runs the reference. Inference only on
 cpu and cuda: the input has no gradient, and a weight that needs one must go through ``reference``.
 
 Kernel contract: ``x`` int32 contiguous ``[N, H, W, bits, ceil(cin/32)]`` (T folded into N);
