@@ -1,8 +1,9 @@
 // Host emulation of the packed-spike CUDA kernels (csrc/cuda/packed_spikes.cu and the packed
 // path of binary_conv.cu) for machines without a GPU: runs the kernels' own per-thread bodies
 // (csrc/cuda/packed_lif.cuh, binary_conv_packed.cuh, the GEMM bodies under host_env.h) for
-// every thread of the grid, in the order the launchers launch them. Built and driven by tests/test_packed_cuda_emu.py through ctypes;
-// compile with -ffp-contract=off (the device code's _rn intrinsics never contract).
+// every thread of the grid, in the order the launchers launch them. Built and driven by
+// tests/test_packed_cuda_emu.py through ctypes; compile with -ffp-contract=off (the device
+// code's _rn intrinsics never contract, and the CUDA build uses --fmad=false).
 #include <cstdint>
 #include <vector>
 
