@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "common/hd.h"
+#include "cuda/binary_conv_bits.cuh"  // FASTSNN_UNROLL: unroll on the device only
 #include "cuda/mt_lif_step.cuh"
 
 namespace fastsnn::cuda::packed {
@@ -37,7 +38,7 @@ template <class Current>
 FASTSNN_HD void lif_pack_column(const step::Consts& k, const float* decay, int64_t c0, int nch,
                                 Current current, const WordOut& o) {
   float u[32], lam[32], c[32];
-#pragma unroll
+FASTSNN_UNROLL
   for (int i = 0; i < 32; ++i) {
     const step::Coef cf =
         i < nch ? step::coef_at(k, decay, nullptr, c0 + i) : step::Coef{};
@@ -47,9 +48,9 @@ FASTSNN_HD void lif_pack_column(const step::Consts& k, const float* decay, int64
   }
   for (int64_t t = 0; t < k.T; ++t) {
     uint32_t w[kMaxBits];
-#pragma unroll
+FASTSNN_UNROLL
     for (int b = 0; b < kMaxBits; ++b) w[b] = 0u;
-#pragma unroll
+FASTSNN_UNROLL
     for (int i = 0; i < 32; ++i) {
       if (i < nch) {
         step::Coef cf;
@@ -58,11 +59,11 @@ FASTSNN_HD void lif_pack_column(const step::Consts& k, const float* decay, int64
         float j = 0.0f, s = 0.0f;
         step::forward_step(k, cf, current(t, i), u[i], j, s);
         const uint32_t q = spike_bits(s);
-#pragma unroll
+FASTSNN_UNROLL
         for (int b = 0; b < kMaxBits; ++b) w[b] |= ((q >> b) & 1u) << i;
       }
     }
-#pragma unroll
+FASTSNN_UNROLL
     for (int b = 0; b < kMaxBits; ++b) {
       if (b < o.bits) o.out[t * o.t_stride + b * o.plane_stride] = w[b];
     }
