@@ -95,7 +95,40 @@ def binary_conv(dev, backend):
     os.environ.pop("FASTSNN_CUDA_BCONV", None)
 
 
-CASES = {"mt_lif": mt_lif, "stcb": stcb, "events": events, "binary_conv": binary_conv}
+def packed(dev, backend):
+    """mt_lif(packed=True), binary_conv2d on PackedSpikes and binary_snn_layer: bit for bit."""
+    g = torch.Generator().manual_seed(3)
+    x = (torch.randn(3, 2, 37, 5, 3, generator=g) * 2).to(dev)
+    decay = torch.rand(37, generator=g).to(dev)
+    for levels, reset, form in ((1, "hard", "stbp"), (3, "soft", "plif"), (7, "none", "stbp")):
+        got, want = (fastsnn.mt_lif(x, decay, levels=levels, reset=reset, form=form,
+                                    packed=True, backend=b) for b in (backend, "reference"))
+        if not torch.equal(got.words.cpu(), want.words.cpu()):
+            raise AssertionError(f"mt_lif packed levels={levels} {reset} {form}: differs")
+    paths = ("popc", "mma") if dev.type == "cuda" else ("default",)
+    weight = fastsnn.ops.binary_conv.PackedBinaryWeight.from_float(
+        torch.randn(35, 70, 3, 3, generator=g).to(dev), None)
+    scale, bias = (torch.rand(35, generator=g) * 0.2).to(dev), torch.randn(35, generator=g).to(dev)
+    for path in paths:
+        os.environ["FASTSNN_CUDA_BCONV"] = path
+        for levels in (1, 3):
+            spikes = torch.randint(0, levels + 1, (2, 3, 70, 9, 7), generator=g).float()
+            px = fastsnn.PackedSpikes.from_float(spikes.to(dev), levels)
+            conv = dict(stride=(1, 2), padding=1)
+            got, want = (fastsnn.binary_conv2d(px, weight, scale, bias, backend=b, **conv)
+                         for b in (backend, "reference"))
+            if not torch.equal(got.cpu(), want.cpu()):
+                raise AssertionError(f"binary_conv2d packed {path} levels={levels}: differs")
+            got, want = (fastsnn.binary_snn_layer(px, weight, scale, bias, levels=3,
+                                                  reset="soft", decay=0.7, backend=b, **conv)
+                         for b in (backend, "reference"))
+            if not torch.equal(got.words.cpu(), want.words.cpu()):
+                raise AssertionError(f"binary_snn_layer {path} levels={levels}: differs")
+    os.environ.pop("FASTSNN_CUDA_BCONV", None)
+
+
+CASES = {"mt_lif": mt_lif, "stcb": stcb, "events": events, "binary_conv": binary_conv,
+         "packed": packed}
 
 
 def main() -> int:

@@ -1,4 +1,5 @@
-// binary_conv2d, CUDA backend: launches the packing kernel and one of the two GEMM kernels
+// binary_conv2d, CUDA backend: launches the packing kernel (or, for packed input, the xsum
+// kernel of binary_conv_packed.cuh) and one of the two GEMM kernels
 // (bodies in binary_conv_{pack,popc,mma}.cuh, shared with the host emulation in
 // tests/cuda_emu) and picks the path by device capability.
 #include "cuda/binary_conv.h"
@@ -11,6 +12,7 @@
 
 #include "cuda/binary_conv_mma.cuh"
 #include "cuda/binary_conv_pack.cuh"
+#include "cuda/binary_conv_packed.cuh"
 #include "cuda/binary_conv_popc.cuh"
 
 namespace fastsnn::cuda {
@@ -43,6 +45,12 @@ struct DeviceEnv {
 __global__ void __launch_bounds__(32 * kPackMaxWarps) pack_kernel(ConvArgs a) {
   __shared__ PackSmem s;
   pack_body(DeviceEnv{}, a, s);
+}
+
+constexpr int kXsumThreads = 256;
+
+__global__ void __launch_bounds__(kXsumThreads) packed_xsum_kernel(ConvArgs a) {
+  packed_xsum_thread(a, static_cast<int64_t>(blockIdx.x) * kXsumThreads + threadIdx.x);
 }
 
 __global__ void __launch_bounds__(kPopcThreads) popc_kernel(ConvArgs a) {
@@ -100,6 +108,17 @@ dim3 gemm_grid(const BinaryConvParams& p, int bm, int bn) {
   return dim3(static_cast<unsigned>(gx), static_cast<unsigned>(gy));
 }
 
+// The GEMM kernel over the packed image of `a`: mma on sm_80+, else popc (use_mma).
+void launch_gemm(const BinaryConvParams& p, const ConvArgs& a, cudaStream_t stream) {
+  if (use_mma()) {
+    mma_kernel<<<gemm_grid(p, kMmaBM, kMmaBN), kMmaThreads, 0, stream>>>(a);
+    check(cudaGetLastError(), "mma kernel launch");
+  } else {
+    popc_kernel<<<gemm_grid(p, kPopcBM, kPopcBN), kPopcThreads, 0, stream>>>(a);
+    check(cudaGetLastError(), "popc kernel launch");
+  }
+}
+
 }  // namespace
 
 size_t binary_conv2d_workspace_bytes(const BinaryConvParams& p) { return workspace_bytes(p); }
@@ -117,13 +136,24 @@ void binary_conv2d_forward(const BinaryConvParams& p, const float* x, const uint
     pack_kernel<<<static_cast<unsigned>(pack_blocks), 32 * pack_warps(a.words), 0, stream>>>(a);
     check(cudaGetLastError(), "pack kernel launch");
   }
-  if (use_mma()) {
-    mma_kernel<<<gemm_grid(p, kMmaBM, kMmaBN), kMmaThreads, 0, stream>>>(a);
-    check(cudaGetLastError(), "mma kernel launch");
-  } else {
-    popc_kernel<<<gemm_grid(p, kPopcBM, kPopcBN), kPopcThreads, 0, stream>>>(a);
-    check(cudaGetLastError(), "popc kernel launch");
-  }
+  launch_gemm(p, a, stream);
+}
+
+void binary_conv2d_forward_packed(const BinaryConvParams& p, const uint32_t* xw,
+                                  const uint32_t* wpacked, const float* alpha,
+                                  const float* bias, float* out, int32_t* xsum,
+                                  cudaStream_t stream) {
+  if (p.bits < 1 || p.bits > 8 || p.activation != BinaryActivation::Spike)
+    throw std::runtime_error("fastsnn binary_conv2d (CUDA): packed input needs spike "
+                             "activation and 1..8 bit planes");
+  if (p.N * p.Hout * p.Wout == 0 || p.Cout == 0) return;
+  const ConvArgs a = make_packed_args(p, xw, wpacked, alpha, bias, out, xsum);
+  const int64_t blocks = (p.N * p.H * p.W + kXsumThreads - 1) / kXsumThreads;
+  if (blocks > 0x7fffffff)
+    throw std::runtime_error("fastsnn binary_conv2d (CUDA): input too large for one launch");
+  packed_xsum_kernel<<<static_cast<unsigned>(blocks), kXsumThreads, 0, stream>>>(a);
+  check(cudaGetLastError(), "packed xsum kernel launch");
+  launch_gemm(p, a, stream);
 }
 
 }  // namespace fastsnn::cuda

@@ -23,4 +23,12 @@ void binary_conv2d_forward(const BinaryConvParams& p, const float* x, const uint
                            const float* alpha, const float* bias, float* out, void* workspace,
                            cudaStream_t stream);
 
+// binary_conv2d_forward on spike input already packed: xw [N, H, W, p.bits, ceil(Cin/32)]
+// words (bits past Cin zero; p.activation Spike), no packing step. `xsum` is scratch of
+// N*H*W int32 on the device of xw. Same out as binary_conv2d_forward on the unpacked input.
+void binary_conv2d_forward_packed(const BinaryConvParams& p, const uint32_t* xw,
+                                  const uint32_t* wpacked, const float* alpha,
+                                  const float* bias, float* out, int32_t* xsum,
+                                  cudaStream_t stream);
+
 }  // namespace fastsnn::cuda

@@ -1,5 +1,6 @@
 // Packed-spike bindings: the CPU implementations of fastsnn::binary_conv2d_packed_forward,
-// fastsnn::binary_snn_layer_forward and fastsnn::mt_lif_packed_forward (schemas and
+// fastsnn::binary_snn_layer_forward and fastsnn::mt_lif_packed_forward, and where built the
+// CUDA ones (cuda/packed_spikes.h, cuda/binary_conv.h) (schemas and
 // contracts in fastsnn/ops/binary_conv_packed.py, binary_snn_layer.py, mt_lif_packed.py;
 // the packed layout in fastsnn/packed_spikes.py), with the checks that keep a direct call in
 // bounds (checks.h).
@@ -9,6 +10,7 @@
 #include <cstdlib>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "checks.h"
 #include "common/binary_conv.h"
@@ -16,6 +18,11 @@
 #include "cpu/binary_conv.h"
 #include "cpu/packed_spikes.h"
 #include "torch/threads.h"
+
+#ifdef FASTSNN_WITH_CUDA
+#include "cuda/binary_conv.h"
+#include "cuda/packed_spikes.h"
+#endif
 
 namespace fastsnn {
 namespace {
@@ -118,20 +125,57 @@ const uint32_t* words(const Tensor& t) {
   return reinterpret_cast<const uint32_t*>(t.data_ptr<int32_t>());
 }
 
-Tensor conv_packed_cpu(const Tensor& xw, const Tensor& wpacked, const OptTensor& alpha,
-                       const OptTensor& bias, at::IntArrayRef stride, at::IntArrayRef padding,
-                       at::IntArrayRef dilation, int64_t kh, int64_t kw, int64_t cin) {
+// The checked parameters of a binary_conv2d_packed_forward call.
+BinaryConvParams conv_packed_setup(const Tensor& xw, const Tensor& wpacked,
+                                   const OptTensor& alpha, const OptTensor& bias,
+                                   at::IntArrayRef stride, at::IntArrayRef padding,
+                                   at::IntArrayRef dilation, int64_t kh, int64_t kw,
+                                   int64_t cin) {
   constexpr const char* op = "binary_conv2d_packed_forward";
-  const IntraOpThreads threads;
   TORCH_CHECK_VALUE(xw.dim() == 5, op, ": x must be [N, H, W, bits, words], got ", xw.sizes());
   const BinaryConvParams p =
       conv_params(op, xw, xw.size(0), wpacked, stride, padding, dilation, kh, kw, cin);
   check_vector(alpha, op, "alpha", xw, p.Cout);
   check_vector(bias, op, "bias", xw, p.Cout);
+  return p;
+}
+
+Tensor conv_packed_cpu(const Tensor& xw, const Tensor& wpacked, const OptTensor& alpha,
+                       const OptTensor& bias, at::IntArrayRef stride, at::IntArrayRef padding,
+                       at::IntArrayRef dilation, int64_t kh, int64_t kw, int64_t cin) {
+  const IntraOpThreads threads;
+  const BinaryConvParams p =
+      conv_packed_setup(xw, wpacked, alpha, bias, stride, padding, dilation, kh, kw, cin);
   Tensor out = at::empty({p.N, p.Cout, p.Hout, p.Wout}, xw.options().dtype(at::kFloat));
   cpu::binary_conv2d_forward_packed(p, words(xw), words(wpacked), data_or_null(alpha),
                                     data_or_null(bias), out.data_ptr<float>(), current_isa());
   return out;
+}
+
+// The checked parameters (conv, LIF) and the zeroed output words of binary_snn_layer_forward.
+struct SnnLayerCall {
+  BinaryConvParams p;
+  MtLifParams lif;
+  Tensor out;
+};
+
+SnnLayerCall snn_layer_setup(const Tensor& xw, const Tensor& wpacked, const OptTensor& scale,
+                             const OptTensor& bias, const Tensor& decay,
+                             at::IntArrayRef stride, at::IntArrayRef padding,
+                             at::IntArrayRef dilation, int64_t kh, int64_t kw, int64_t cin,
+                             double threshold, int64_t levels, int64_t reset, int64_t form) {
+  constexpr const char* op = "binary_snn_layer_forward";
+  TORCH_CHECK_VALUE(xw.dim() == 6, op, ": x must be [T, N, H, W, bits, words], got ",
+                    xw.sizes());
+  SnnLayerCall c;
+  c.p = conv_params(op, xw, xw.size(0) * xw.size(1), wpacked, stride, padding, dilation, kh,
+                    kw, cin);
+  check_vector(scale, op, "scale", xw, c.p.Cout);
+  check_vector(bias, op, "bias", xw, c.p.Cout);
+  c.lif = lif_params(op, xw.size(0), decay, c.p.Cout, xw, threshold, levels, reset, form);
+  c.out = at::zeros({xw.size(0), xw.size(1), c.p.Hout, c.p.Wout, bits_for(levels),
+                     (c.p.Cout + 31) / 32}, xw.options());
+  return c;
 }
 
 Tensor snn_layer_cpu(const Tensor& xw, const Tensor& wpacked, const OptTensor& scale,
@@ -139,29 +183,60 @@ Tensor snn_layer_cpu(const Tensor& xw, const Tensor& wpacked, const OptTensor& s
                      at::IntArrayRef padding, at::IntArrayRef dilation, int64_t kh, int64_t kw,
                      int64_t cin, double threshold, int64_t levels, int64_t reset,
                      int64_t form) {
-  constexpr const char* op = "binary_snn_layer_forward";
   const IntraOpThreads threads;
-  TORCH_CHECK_VALUE(xw.dim() == 6, op, ": x must be [T, N, H, W, bits, words], got ",
-                    xw.sizes());
-  const BinaryConvParams p = conv_params(op, xw, xw.size(0) * xw.size(1), wpacked, stride,
-                                         padding, dilation, kh, kw, cin);
-  check_vector(scale, op, "scale", xw, p.Cout);
-  check_vector(bias, op, "bias", xw, p.Cout);
-  const MtLifParams lif =
-      lif_params(op, xw.size(0), decay, p.Cout, xw, threshold, levels, reset, form);
-  Tensor out = at::zeros({xw.size(0), xw.size(1), p.Hout, p.Wout, bits_for(levels),
-                          (p.Cout + 31) / 32}, xw.options());
-  cpu::binary_snn_layer_forward(p, lif, words(xw), words(wpacked), data_or_null(scale),
+  SnnLayerCall c = snn_layer_setup(xw, wpacked, scale, bias, decay, stride, padding, dilation,
+                                   kh, kw, cin, threshold, levels, reset, form);
+  cpu::binary_snn_layer_forward(c.p, c.lif, words(xw), words(wpacked), data_or_null(scale),
                                 data_or_null(bias), decay.data_ptr<float>(),
-                                reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>()),
+                                reinterpret_cast<uint32_t*>(c.out.data_ptr<int32_t>()),
                                 current_isa());
+  return c.out;
+}
+
+#ifdef FASTSNN_WITH_CUDA
+Tensor conv_packed_cuda(const Tensor& xw, const Tensor& wpacked, const OptTensor& alpha,
+                        const OptTensor& bias, at::IntArrayRef stride, at::IntArrayRef padding,
+                        at::IntArrayRef dilation, int64_t kh, int64_t kw, int64_t cin) {
+  const BinaryConvParams p =
+      conv_packed_setup(xw, wpacked, alpha, bias, stride, padding, dilation, kh, kw, cin);
+  Tensor out = at::empty({p.N, p.Cout, p.Hout, p.Wout}, xw.options().dtype(at::kFloat));
+  Tensor xsum = at::empty({p.N * p.H * p.W}, xw.options());
+  const CudaLaunch launch(xw);
+  cuda::binary_conv2d_forward_packed(p, words(xw), words(wpacked), data_or_null(alpha),
+                                     data_or_null(bias), out.data_ptr<float>(),
+                                     xsum.data_ptr<int32_t>(), launch.stream());
   return out;
 }
 
-Tensor mt_lif_packed_cpu(const Tensor& x, const Tensor& decay, double threshold,
-                         int64_t levels, int64_t reset, int64_t form) {
-  constexpr const char* op = "mt_lif_packed_forward";
-  const IntraOpThreads threads;
+Tensor snn_layer_cuda(const Tensor& xw, const Tensor& wpacked, const OptTensor& scale,
+                      const OptTensor& bias, const Tensor& decay, at::IntArrayRef stride,
+                      at::IntArrayRef padding, at::IntArrayRef dilation, int64_t kh,
+                      int64_t kw, int64_t cin, double threshold, int64_t levels,
+                      int64_t reset, int64_t form) {
+  SnnLayerCall c = snn_layer_setup(xw, wpacked, scale, bias, decay, stride, padding, dilation,
+                                   kh, kw, cin, threshold, levels, reset, form);
+  if (c.out.numel() == 0) return c.out;
+  c.lif.N = xw.size(1);
+  c.lif.C = c.p.Cout;
+  c.lif.R = c.p.Hout * c.p.Wout;
+  Tensor current = at::empty({c.p.N, c.p.Cout, c.p.Hout, c.p.Wout},
+                             xw.options().dtype(at::kFloat));
+  Tensor xsum = at::empty({c.p.N * c.p.H * c.p.W}, xw.options());
+  const CudaLaunch launch(xw);
+  cuda::binary_snn_layer_forward(c.p, c.lif, words(xw), words(wpacked), data_or_null(scale),
+                                 data_or_null(bias), decay.data_ptr<float>(),
+                                 xsum.data_ptr<int32_t>(), current.data_ptr<float>(),
+                                 reinterpret_cast<uint32_t*>(c.out.data_ptr<int32_t>()),
+                                 launch.stream());
+  return c.out;
+}
+#endif
+
+// The checked parameters and the (zeroed) output words of an mt_lif_packed_forward call.
+std::pair<MtLifParams, Tensor> mt_lif_packed_setup(const char* op, const Tensor& x,
+                                                   const Tensor& decay, double threshold,
+                                                   int64_t levels, int64_t reset,
+                                                   int64_t form) {
   checks::dtype(x, op, "x", {at::kFloat});
   checks::contiguous(x, op, "x");
   TORCH_CHECK_VALUE(x.dim() == 4, op, ": x must be [T, N, C, R], got ", x.sizes());
@@ -172,17 +247,42 @@ Tensor mt_lif_packed_cpu(const Tensor& x, const Tensor& decay, double threshold,
   p.R = x.size(3);
   Tensor out = at::zeros({p.T, p.N, p.R, bits_for(levels), (p.C + 31) / 32},
                          x.options().dtype(at::kInt));
+  return {p, out};
+}
+
+Tensor mt_lif_packed_cpu(const Tensor& x, const Tensor& decay, double threshold,
+                         int64_t levels, int64_t reset, int64_t form) {
+  const IntraOpThreads threads;
+  auto [p, out] = mt_lif_packed_setup("mt_lif_packed_forward", x, decay, threshold, levels,
+                                      reset, form);
   if (out.numel() == 0) return out;
   cpu::mt_lif_packed_forward(p, x.data_ptr<float>(), decay.data_ptr<float>(),
                              reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>()));
   return out;
 }
 
+#ifdef FASTSNN_WITH_CUDA
+Tensor mt_lif_packed_cuda(const Tensor& x, const Tensor& decay, double threshold,
+                          int64_t levels, int64_t reset, int64_t form) {
+  auto [p, out] = mt_lif_packed_setup("mt_lif_packed_forward", x, decay, threshold, levels,
+                                      reset, form);
+  if (out.numel() == 0) return out;
+  const CudaLaunch launch(x);
+  cuda::mt_lif_packed_forward(p, x.data_ptr<float>(), decay.data_ptr<float>(),
+                              reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>()),
+                              launch.stream());
+  return out;
+}
+#endif
+
 }  // namespace
 }  // namespace fastsnn
 
 TORCH_LIBRARY_FRAGMENT(fastsnn, m) {
-  fastsnn::register_impl(m, "binary_conv2d_packed_forward", &fastsnn::conv_packed_cpu, nullptr);
-  fastsnn::register_impl(m, "binary_snn_layer_forward", &fastsnn::snn_layer_cpu, nullptr);
-  fastsnn::register_impl(m, "mt_lif_packed_forward", &fastsnn::mt_lif_packed_cpu, nullptr);
+  fastsnn::register_impl(m, "binary_conv2d_packed_forward", &fastsnn::conv_packed_cpu,
+                         FASTSNN_CUDA_ONLY(&fastsnn::conv_packed_cuda));
+  fastsnn::register_impl(m, "binary_snn_layer_forward", &fastsnn::snn_layer_cpu,
+                         FASTSNN_CUDA_ONLY(&fastsnn::snn_layer_cuda));
+  fastsnn::register_impl(m, "mt_lif_packed_forward", &fastsnn::mt_lif_packed_cpu,
+                         FASTSNN_CUDA_ONLY(&fastsnn::mt_lif_packed_cuda));
 }

@@ -4,9 +4,11 @@
 (``fastsnn/packed_spikes.py``, ``[T, N, H, W, bits, ceil(C/32)]``) are, per image, the bit
 image the float-input kernel packs for itself, so the cpu kernel
 (``fastsnn::binary_conv2d_packed_forward``, ``csrc/cpu/binary_conv_packed.cpp``) starts at
-the gather. Result: exactly ``binary_conv2d(x.unpack(), ...)`` (spike activation, levels of
-the input), in ``x.dtype``. ``reference`` unpacks and runs the reference. Inference only on
-cpu: the input has no gradient, and a weight that needs one must go through ``reference``.
+the gather; the cuda kernel (``csrc/cuda/binary_conv_packed.cuh``) likewise skips the
+packing kernel and feeds the words to the GEMM kernels of ``binary_conv2d``. Result:
+exactly ``binary_conv2d(x.unpack(), ...)`` (spike activation, levels of the input), in
+``x.dtype``. ``reference`` unpacks and runs the reference. Inference only on
+cpu and cuda: the input has no gradient, and a weight that needs one must go through ``reference``.
 
 Kernel contract: ``x`` int32 contiguous ``[N, H, W, bits, ceil(cin/32)]`` (T folded into N);
 ``wpacked``, ``alpha``, ``bias``, ``stride``, ``padding``, ``dilation``, ``kh``, ``kw`` as
@@ -37,7 +39,7 @@ OP = Op("binary_conv2d_packed", triton_module="packed_spikes", kernels=(
     Kernel("binary_conv2d_packed_forward",
            "(Tensor x, Tensor wpacked, Tensor? alpha, Tensor? bias, int[] stride, "
            "int[] padding, int[] dilation, int kh, int kw, int cin) -> Tensor", _fake),),
-    dtypes=dict.fromkeys(("reference", "cpu", "triton"),
+    dtypes=dict.fromkeys(("reference", "cpu", "triton", "cuda"),
                          (torch.float32, torch.float16, torch.bfloat16, torch.float64)))
 
 

@@ -12,7 +12,11 @@ returned as ``PackedSpikes`` ``[T, N, Cout, Hout, Wout]`` with ``levels``. ``sca
 weight's alpha. ``reference`` is that composition of the reference ops (it defines the
 result); ``cpu`` (``csrc/cpu/binary_snn_layer.cpp``) runs the LIF in the convolution's
 epilogue, the T values of each output element in one lane, and matches it bit for bit
-(integer popcounts, then the float32 arithmetic of ``mt_lif``). A non-finite charge (only
+(integer popcounts, then the float32 arithmetic of ``mt_lif``). ``cuda``
+(``csrc/cuda/packed_spikes.cu``) is two passes, not one fused kernel: the popcount
+convolution of all T steps on the packed words writes the float32 currents to a scratch
+``[T*N, Cout, Hout, Wout]``, then the kernel of ``mt_lif(packed=True)`` runs the LIF and
+packs; bit for bit the same. A non-finite charge (only
 from a non-finite scale or bias) spikes 0: packed bits hold no NaN.
 
 Kernel contract (``fastsnn::binary_snn_layer_forward``, ``csrc/torch/packed_spikes.cpp``):
@@ -55,7 +59,7 @@ OP = Op("binary_snn_layer", triton_module="packed_spikes", kernels=(
            "(Tensor x, Tensor wpacked, Tensor? scale, Tensor? bias, Tensor decay, "
            "int[] stride, int[] padding, int[] dilation, int kh, int kw, int cin, "
            "float threshold, int levels, int reset, int form) -> Tensor", _fake),),
-    dtypes=dict.fromkeys(("reference", "cpu", "triton"),
+    dtypes=dict.fromkeys(("reference", "cpu", "triton", "cuda"),
                          (torch.float32, torch.float16, torch.bfloat16, torch.float64)))
 
 

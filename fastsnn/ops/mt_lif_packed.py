@@ -3,7 +3,9 @@
 ``fastsnn.mt_lif`` sends a ``packed=True`` call here after validating it. The spikes are those
 of ``mt_lif`` on the same input, bit for bit (the cpu kernel runs the per-step arithmetic of
 ``csrc/cpu/mt_lif_step.h``), packed along the channels (``fastsnn/packed_spikes.py``) by the
-kernel: no float spike tensor is materialised. Forward only: a call that needs a gradient
+kernel: no float spike tensor is materialised. The cuda kernel (``csrc/cuda/packed_lif.cuh``)
+runs the per-step arithmetic of ``csrc/cuda/mt_lif_step.cuh`` (mt_lif's CUDA kernel), one
+thread per (image, position, 32-channel word). Forward only: a call that needs a gradient
 raises. Options: decay (shared or per channel), threshold, levels (<= 255), reset and form;
 no synaptic current and no ``v0`` (the membrane starts at 0).
 
@@ -35,7 +37,7 @@ OP = Op("mt_lif_packed", triton_module="packed_spikes", kernels=(
     Kernel("mt_lif_packed_forward",
            "(Tensor x, Tensor decay, float threshold, int levels, int reset, int form) "
            "-> Tensor", _fake),),
-    dtypes=dict.fromkeys(("reference", "cpu", "triton"),
+    dtypes=dict.fromkeys(("reference", "cpu", "triton", "cuda"),
                          (torch.float32, torch.float16, torch.bfloat16)))
 
 
