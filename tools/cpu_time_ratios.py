@@ -2,11 +2,13 @@
 
     python tools/cpu_time_ratios.py binary_conv   # the three headline shapes
     python tools/cpu_time_ratios.py events        # 1M events, the six cases of bench_events
+    python tools/cpu_time_ratios.py mt_lif        # the bench's headline neuron, T = 1..32
 
 Wall-clock medians mean little when other jobs hold the cores, so this runs everything on
-one thread (``torch.set_num_threads(1)``; pin the process with ``taskset -c 0``) and takes
-medians of ``time.process_time`` (the CPU time of the process, page faults included),
-ours and the peer side by side in one process. The inputs are those of the bench rows.
+one thread (``torch.set_num_threads(1)``; pin the process with ``taskset -c 0``; ``--threads
+N`` for N) and takes medians of ``time.process_time`` (the CPU time of the process, page
+faults included), ours and the peer side by side in one process. The inputs are those of
+the bench rows.
 """
 
 from __future__ import annotations
@@ -88,8 +90,55 @@ def events() -> None:
             print(line, flush=True)
 
 
+def _mt_lif_fwd_bwd(fn, x, grad):
+    x.grad = None
+    fn(x).backward(grad)
+
+
+def _no_grad(fn, x):
+    with torch.no_grad():
+        return fn(x)
+
+
+def mt_lif() -> None:
+    """bench_mt_lif's headline row (plif, hard reset, sigmoid, decay 0.5, float32,
+    [T, 32, 128, 16, 16]): the no-grad forward and forward+backward of the cpu kernel
+    against ``torch.compile`` of the reference loop and against the byte floor (8 B per
+    element and step forward, 24 B forward+backward, at ``clone()``'s rate)."""
+    sys.path[:0] = [os.path.join(ROOT, "bench")]
+    from bench_mt_lif import DECAY, OPTIONS
+
+    import fastsnn
+    from fastsnn.reference.mt_lif import mt_lif as reference_mt_lif
+
+    torch._dynamo.config.recompile_limit = 1024
+    compiled = torch.compile(reference_mt_lif, dynamic=True)
+    decay = torch.tensor(DECAY)
+    ours = lambda v: fastsnn.mt_lif(v, DECAY, backend="cpu", **OPTIONS)  # noqa: E731
+    peer = lambda v: compiled(v, decay, **OPTIONS)  # noqa: E731
+    for T in (1, 2, 4, 8, 32):
+        g = torch.Generator().manual_seed(T)
+        x = (torch.randn((T, 32, 128, 16, 16), generator=g) * 1.5).requires_grad_(True)
+        grad = torch.ones_like(x)
+        reps = 21 if T <= 8 else 7
+        clone = median_cpu_ms(torch.Tensor.clone, x.detach(), reps=reps)
+        fwd = median_cpu_ms(_no_grad, ours, x, reps=reps)
+        both = median_cpu_ms(_mt_lif_fwd_bwd, ours, x, grad, reps=reps)
+        ref = median_cpu_ms(_mt_lif_fwd_bwd, peer, x, grad, reps=reps)
+        print(f"mt_lif T={T}: clone {clone:.2f} ms; no-grad fwd {fwd:.2f} ms = "
+              f"{fwd / clone:.2f} floor; fwd+bwd {both:.2f} ms = {both / (3 * clone):.2f} "
+              f"floor; compiled ref fwd+bwd {ref:.2f} ms = {ref / both:.2f}x", flush=True)
+
+
 if __name__ == "__main__":
-    torch.set_num_threads(1)
-    which = sys.argv[1:] or ["binary_conv", "events"]
+    # --threads N: N intra-op threads (CPU time then sums over them: pin N cores)
+    args = sys.argv[1:]
+    threads = 1
+    if "--threads" in args:
+        i = args.index("--threads")
+        threads = int(args[i + 1])
+        del args[i:i + 2]
+    torch.set_num_threads(threads)
+    which = args or ["binary_conv", "events"]
     for name in which:
-        {"binary_conv": binary_conv, "events": events}[name]()
+        {"binary_conv": binary_conv, "events": events, "mt_lif": mt_lif}[name]()

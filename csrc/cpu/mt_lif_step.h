@@ -102,12 +102,15 @@ FASTSNN_INLINE A multi_bump(A h, const StepConsts<A>& k, A* b1) {
 // ------------------------------------------------------------------ forward
 
 // One step: j = alpha * j + x (or x), h = lam * u + c * j, s, u = reset. Writes s, h and j
-// to their outputs (scratch lanes when not kept) and updates the state u, j.
-template <int KMax, class S, class A>
-FASTSNN_INLINE void forward_step(const StepConsts<A>& k0, const LaneParams<A>& lp,
-                                 const S* __restrict x, int64_t n, A* __restrict u,
-                                 A* __restrict j, S* __restrict s, A* __restrict h_out,
-                                 A* __restrict j_out) {
+// to their outputs (scratch lanes when not kept) and updates the state u, j. SubtractNext
+// (reset "subtract_next") is a template parameter, not a test in the loop: GCC neither
+// if-converts `flag ? h0 - thr * s : h0` (the subtraction may trap, so it will not run it
+// unconditionally) nor unswitches a body this large, and the loop then stays scalar.
+template <int KMax, bool SubtractNext, class S, class A>
+FASTSNN_INLINE void forward_lanes(const StepConsts<A>& k0, const LaneParams<A>& lp,
+                                  const S* __restrict x, int64_t n, A* __restrict u,
+                                  A* __restrict j, S* __restrict s, A* __restrict h_out,
+                                  A* __restrict j_out) {
   const StepConsts<A> k = k0;  // a local copy: no store below can alias it
   for (int64_t i = 0; i < n; ++i) {
     const A xv = widen(x[i]);
@@ -115,15 +118,25 @@ FASTSNN_INLINE void forward_step(const StepConsts<A>& k0, const LaneParams<A>& l
     const A jv = select(k.syn, with_syn, xv);
     // vr + lam * (u - vr) + c * j: with vr = 0 exactly lam * u + c * j; c = 1 (stbp): exact
     const A h0 = (k.vr + lp.lam[i] * (u[i] - k.vr)) + lp.c[i] * jv;
-    // subtract_next: the last step's spikes, read off the carried (unreset) membrane. A
-    // call-wide branch: the compiler keeps a loop without it for the other resets.
-    const A h = k.subtract_next ? h0 - k.sc.thr * staircase<KMax>(u[i], k) : h0;
+    // subtract_next: the last step's spikes, read off the carried (unreset) membrane
+    A h = h0;
+    if constexpr (SubtractNext) h = h0 - k.sc.thr * staircase<KMax>(u[i], k);
     const A cnt = staircase<KMax>(h, k);
     s[i] = narrow<S, A>(select(h != h, h, cnt));  // a NaN charge spikes NaN, visibly
     h_out[i] = h;
     j_out[i] = jv;
     j[i] = jv;
     u[i] = reset(h, cnt, k);
+  }
+}
+
+template <int KMax, class S, class A>
+FASTSNN_INLINE void forward_step(const StepConsts<A>& k, const LaneParams<A>& lp, const S* x,
+                                 int64_t n, A* u, A* j, S* s, A* h_out, A* j_out) {
+  if (k.subtract_next) {
+    forward_lanes<KMax, true>(k, lp, x, n, u, j, s, h_out, j_out);
+  } else {
+    forward_lanes<KMax, false>(k, lp, x, n, u, j, s, h_out, j_out);
   }
 }
 
@@ -193,48 +206,75 @@ struct BackwardStep {
 // accumulator only with DecayGrad: otherwise nobody reads it).
 template <bool DecayGrad, class S, class A>
 FASTSNN_INLINE void recurrence(const StepConsts<A>& k, const LaneParams<A>& lp,
-                               const BackwardStep<S, A>& io, int64_t i, Terms<A> tm,
-                               A* __restrict gu, A* __restrict gj, A* __restrict gdecay,
-                               A* __restrict gsyn) {
-  const A gh = widen(io.grad_s[i]) * tm.sg + gu[i] * tm.dudh;
+                               const S* grad_s, const A* jt, const A* jp, S* gx, int64_t i,
+                               Terms<A> tm, A* gu, A* gj, A* gdecay, A* gsyn) {
+  const A gh = widen(grad_s[i]) * tm.sg + gu[i] * tm.dudh;
   gu[i] = lp.lam[i] * gh;
   if constexpr (DecayGrad) {
     const A leak = tm.prev - k.vr;  // u[t-1] - v_reset (- j[t] for plif)
-    const A u_term = select(k.plif, leak - io.jt[i], leak);
+    const A u_term = select(k.plif, leak - jt[i], leak);
     gdecay[i] = gdecay[i] + gh * u_term;
   }
   const A gc = lp.c[i] * gh;  // c = 1 (stbp): exact
   const A gjt = select(k.syn, gc + gj[i], gc);
-  gsyn[i] = gsyn[i] + gjt * io.jp[i];
+  gsyn[i] = gsyn[i] + gjt * jp[i];
   gj[i] = lp.alpha[i] * gjt;
-  io.gx[i] = narrow<S, A>(gjt);
+  gx[i] = narrow<S, A>(gjt);
 }
 
-// One backward step in save mode h. `hp`: see terms_from_h.
+// The backward lane loops take every array as a __restrict parameter of the function that
+// holds the loop. Read through the BackwardStep / BackwardState fields, GCC must assume gx
+// may overlap every input and state array; the run-time overlap tests then exceed its limit
+// of 10 (--param vect-max-version-for-alias-checks) and the loop stays scalar. (GCC ignores
+// __restrict on local pointers, and on the parameters of a function inlined into the loop
+// body it holds for one iteration only.)
 template <Surrogate Kind, int KMax, bool DecayGrad, class S, class A>
-FASTSNN_INLINE void backward_step_h(const StepConsts<A>& k0, const LaneParams<A>& lp,
-                                    const A* __restrict h, const A* __restrict hp,
-                                    bool prev_from_h, const BackwardStep<S, A>& io,
-                                    int64_t n, BackwardState<A>& st) {
+FASTSNN_INLINE void backward_lanes_h(const StepConsts<A>& k0, const LaneParams<A>& lp,
+                                     const A* __restrict h, const A* __restrict hp,
+                                     bool prev_from_h, const S* __restrict grad_s,
+                                     const A* __restrict jt, const A* __restrict jp,
+                                     S* __restrict gx, int64_t n, A* __restrict gu,
+                                     A* __restrict gj, A* __restrict gdecay,
+                                     A* __restrict gsyn) {
   const StepConsts<A> k = k0;  // a local copy: no store below can alias it
   for (int64_t i = 0; i < n; ++i) {
     const Terms<A> tm = terms_from_h<Kind, KMax, DecayGrad>(k, h[i], hp[i], prev_from_h);
-    recurrence<DecayGrad>(k, lp, io, i, tm, st.gu, st.gj, st.gdecay, st.gsyn);
+    recurrence<DecayGrad>(k, lp, grad_s, jt, jp, gx, i, tm, gu, gj, gdecay, gsyn);
   }
 }
 
-// One backward step in save mode sg; `s` is read only for a hard reset.
 template <bool Hard, class S, class A>
-FASTSNN_INLINE void backward_step_sg(const StepConsts<A>& k0, const LaneParams<A>& lp,
-                                     const S* __restrict saved, const S* __restrict s,
-                                     const BackwardStep<S, A>& io, int64_t n,
-                                     BackwardState<A>& st) {
+FASTSNN_INLINE void backward_lanes_sg(const StepConsts<A>& k0, const LaneParams<A>& lp,
+                                      const S* __restrict saved, const S* __restrict s,
+                                      const S* __restrict grad_s, const A* __restrict jt,
+                                      const A* __restrict jp, S* __restrict gx, int64_t n,
+                                      A* __restrict gu, A* __restrict gj,
+                                      A* __restrict gdecay, A* __restrict gsyn) {
   const StepConsts<A> k = k0;
   for (int64_t i = 0; i < n; ++i) {
     const A sv = Hard ? widen(s[i]) : A(0);
     const Terms<A> tm = terms_from_sg<Hard>(k, widen(saved[i]), sv);
-    recurrence<false>(k, lp, io, i, tm, st.gu, st.gj, st.gdecay, st.gsyn);  // sg: no decay grad
+    recurrence<false>(k, lp, grad_s, jt, jp, gx, i, tm, gu, gj, gdecay, gsyn);  // sg: no gdecay
   }
+}
+
+// One backward step in save mode h. `hp`: see terms_from_h.
+template <Surrogate Kind, int KMax, bool DecayGrad, class S, class A>
+FASTSNN_INLINE void backward_step_h(const StepConsts<A>& k, const LaneParams<A>& lp,
+                                    const A* h, const A* hp, bool prev_from_h,
+                                    const BackwardStep<S, A>& io, int64_t n,
+                                    BackwardState<A>& st) {
+  backward_lanes_h<Kind, KMax, DecayGrad>(k, lp, h, hp, prev_from_h, io.grad_s, io.jt, io.jp,
+                                          io.gx, n, st.gu, st.gj, st.gdecay, st.gsyn);
+}
+
+// One backward step in save mode sg; `s` is read only for a hard reset.
+template <bool Hard, class S, class A>
+FASTSNN_INLINE void backward_step_sg(const StepConsts<A>& k, const LaneParams<A>& lp,
+                                     const S* saved, const S* s, const BackwardStep<S, A>& io,
+                                     int64_t n, BackwardState<A>& st) {
+  backward_lanes_sg<Hard>(k, lp, saved, s, io.grad_s, io.jt, io.jp, io.gx, n, st.gu, st.gj,
+                          st.gdecay, st.gsyn);
 }
 
 }  // namespace fastsnn::cpu
