@@ -40,7 +40,6 @@ def check_dispatcher() -> list[str]:
     import torch
 
     import fastsnn  # noqa: F401  (registers the Python custom ops)
-
     from fastsnn.ops._spine import OPS
 
     # An op whose declaration lists no cuda backend (fastsnn/ops/_spine.py) may have CPU
