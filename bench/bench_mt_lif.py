@@ -18,8 +18,8 @@ gradients for the two outputs nobody differentiates (saved h and j). Since then 
 no materialised gradients (no fills), the backward without a decay gradient skips u[t-1] and
 its accumulator, and the kernels ask for transparent huge pages on their fresh outputs
 (fewer first-touch page faults, which ``clone()`` pays as well). The no-grad forward runs at
-about ``clone()``'s rate; the backward is compute bound (the sigmoid's exp and division,
-~45 vector operations per 16 lanes), not memory bound.
+about half ``clone()``'s rate on an AVX2 CPU (T = 4, one thread); the backward is compute
+bound (the sigmoid's exp and division, ~45 vector operations per 16 lanes), not memory bound.
 """
 
 from __future__ import annotations
