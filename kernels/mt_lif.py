@@ -351,10 +351,10 @@ def mt_lif_forward(x, decay, syn_decay, v0, j0, threshold, v_reset, levels, rese
              Save.H: torch.empty_like(x, dtype=torch.float32)}[save]
     j = (torch.empty_like(x, dtype=torch.float32) if save_j
          else x.new_empty(0, dtype=torch.float32))
-    empty = x.new_empty(0, dtype=torch.float32)
-    u_t = x.new_empty(x.shape[1:], dtype=torch.float32) if return_state else empty
-    j_t = (x.new_empty(x.shape[1:], dtype=torch.float32)
-           if return_state and syn_decay is not None else empty)
+    # Each unused output its own empty tensor: returns of a custom op may not alias.
+    u_t = x.new_empty(x.shape[1:] if return_state else (0,), dtype=torch.float32)
+    j_t = x.new_empty(x.shape[1:] if return_state and syn_decay is not None else (0,),
+                      dtype=torch.float32)
     if x.shape[0] == 0 or x.shape[1:].numel() == 0:  # no step: the state is the initial one
         if return_state:
             _initial_state(u_t, j_t, v0, j0, v_reset)
