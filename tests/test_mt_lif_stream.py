@@ -155,3 +155,18 @@ def test_stateful_module_in_chunks_equals_one_call(backend):
     lif(x[:2].detach())
     with pytest.raises(ValueError, match="v0 given to a stateful module"):
         lif(x[2:4].detach(), torch.zeros(2, 3, 4))
+
+
+@pytest.mark.parametrize("backend", fast_backends("mt_lif"))
+@pytest.mark.parametrize("return_state", [False, True])
+def test_forward_outputs_never_alias(backend, return_state):
+    # A custom op's returns may not share storage (torch refuses it under inductor): the
+    # unused state outputs are separate empty tensors, not one shared.
+    from fastsnn.ops.mt_lif import OP
+
+    x = torch.rand(2, 3, 4, 5, device=DEVICE)
+    decay = torch.full((1,), 0.5, device=DEVICE)
+    outs = OP.kernel("mt_lif_forward", backend)(
+        x, decay, None, None, None, 1.0, 0.0, 1, 0, 0, 1.0, False, 0, 0, False, return_state)
+    storages = [o.untyped_storage()._cdata for o in outs]
+    assert len(set(storages)) == len(outs)
