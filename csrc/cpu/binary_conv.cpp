@@ -45,6 +45,21 @@ namespace fastsnn::cpu {
 
 using namespace bconv;
 
+void bconv::plan_gather(Shared& s, const uint32_t* wpacked, PopcountIsa isa) {
+  const BinaryConvParams& p = *s.p;
+  const Layout& L = s.L;
+  s.wts = pack_weights(p, L, wpacked, isa);
+  s.kernel = tile_kernel(isa);
+  for (int64_t ky = 0; ky < p.KH; ++ky)
+    for (int64_t kx = 0; kx < p.KW; ++kx) s.taps.push_back(ky * p.dil_h * L.Wp + kx * p.dil_w);
+  // im2col unit u = (tap u / W32, word u % W32); 64-bit word k pairs units 2k and 2k+1.
+  auto unit = [&](int64_t u) { return s.taps[size_t(u / L.W32)] * L.pixel + u % L.W32; };
+  for (int64_t k = 0; k < L.K64; ++k) {
+    s.unit_lo.push_back(unit(2 * k));
+    s.unit_hi.push_back(2 * k + 1 < L.K32 ? unit(2 * k + 1) : -1);
+  }
+}
+
 void binary_conv2d_forward(const BinaryConvParams& p, const float* x, const uint32_t* wpacked,
                            const float* alpha, const float* bias, float* out, PopcountIsa isa) {
   check_params(p);
@@ -60,16 +75,7 @@ void binary_conv2d_forward(const BinaryConvParams& p, const float* x, const uint
   const PackTasks pt = pack_tasks(p);
   s.img = img.data();
   s.pixpop = pixpop.data();
-  s.wts = pack_weights(p, L, wpacked, isa);
-  s.kernel = tile_kernel(isa);
-  for (int64_t ky = 0; ky < p.KH; ++ky)
-    for (int64_t kx = 0; kx < p.KW; ++kx) s.taps.push_back(ky * p.dil_h * L.Wp + kx * p.dil_w);
-  // im2col unit u = (tap u / W32, word u % W32); 64-bit word k pairs units 2k and 2k+1.
-  auto unit = [&](int64_t u) { return s.taps[size_t(u / L.W32)] * L.pixel + u % L.W32; };
-  for (int64_t k = 0; k < L.K64; ++k) {
-    s.unit_lo.push_back(unit(2 * k));
-    s.unit_hi.push_back(2 * k + 1 < L.K32 ? unit(2 * k + 1) : -1);
-  }
+  plan_gather(s, wpacked, isa);
   const bool sign = p.activation == BinaryActivation::Sign;
   if (sign) {
     s.rows = tap_ranges(p.Hout, p.H, p.KH, p.stride_h, p.pad_h, p.dil_h);

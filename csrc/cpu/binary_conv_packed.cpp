@@ -46,16 +46,7 @@ void setup_packed(Shared& s, const BinaryConvParams& p, const uint32_t* xw,
   }
   s.img = border ? img : xw;
   s.pixpop = in.pixpop.data();
-  s.wts = pack_weights(p, L, wpacked, isa);
-  s.kernel = tile_kernel(isa);
-  for (int64_t ky = 0; ky < p.KH; ++ky)
-    for (int64_t kx = 0; kx < p.KW; ++kx) s.taps.push_back(ky * p.dil_h * L.Wp + kx * p.dil_w);
-  // im2col unit u = (tap u / W32, word u % W32); 64-bit word k pairs units 2k and 2k+1.
-  auto unit = [&](int64_t u) { return s.taps[size_t(u / L.W32)] * L.pixel + u % L.W32; };
-  for (int64_t k = 0; k < L.K64; ++k) {
-    s.unit_lo.push_back(unit(2 * k));
-    s.unit_hi.push_back(2 * k + 1 < L.K32 ? unit(2 * k + 1) : -1);
-  }
+  plan_gather(s, wpacked, isa);
 }
 
 void init_buffers(const Shared& s, TileBuffers& tb) {

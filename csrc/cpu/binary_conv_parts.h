@@ -101,6 +101,10 @@ struct Shared {
   TileKernel kernel;
 };
 
+// The packed weights, tile kernel, tap offsets and im2col word offsets of s (s.p and s.L
+// set): what the float-input and the packed-input convolutions share.
+void plan_gather(Shared& s, const uint32_t* wpacked, PopcountIsa isa);
+
 struct TileBuffers {
   std::vector<uint64_t> xt;      // [bits][K64][kTile]
   std::vector<int64_t> acc;      // [nr][kTile]
