@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cpu/binary_conv_packed_parts.h"
+#include "cpu/mt_lif_step.h"  // kLanes
 #include "cpu/packed_lif.h"
 #include "cpu/packed_spikes.h"
 
@@ -41,7 +42,9 @@ void binary_snn_layer_forward(const BinaryConvParams& p, const MtLifParams& lif,
     TileBuffers tb;
     init_buffers(s, tb);
     std::vector<float> cur(size_t(T * gch * kTile));
-    std::vector<uint32_t> scratch(size_t(T * bits_out * kTile));
+    // lif_pack_word's scratch: T * bits words per lane of its tile (kLanes >= kTile).
+    static_assert(kTile <= kLanes, "a conv tile's pixels are one LIF tile's lanes");
+    std::vector<uint32_t> scratch(size_t(T * bits_out * kLanes));
 #pragma omp for schedule(dynamic)
     for (int64_t task = 0; task < tiles * groups; ++task) {
       const int64_t tile = task / groups, group = task % groups;

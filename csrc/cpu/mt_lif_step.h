@@ -22,9 +22,11 @@
 
 namespace fastsnn::cpu {
 
-// Elements per tile. 64 measured fastest of 32..512 (AVX-512, float32, [4, 32, 128, 256]):
-// larger tiles were up to 1.5x slower, smaller ones pay the per-tile set-up.
-constexpr int64_t kLanes = 64;
+// Most elements per tile (the lane arrays' length). The mt_lif driver uses 64 lanes for
+// T > 1 (64 measured fastest of 32..512 on AVX-512, float32, [4, 32, 128, 256]: larger
+// tiles were up to 1.5x slower, smaller ones pay the per-tile set-up) and all 256 for T = 1,
+// where the set-up weighs most (cpu/mt_lif.cpp, tile_lanes).
+constexpr int64_t kLanes = 256;
 
 // lam, c (1 for stbp, 1 - lam for plif) and alpha (0 without synaptic current) per lane.
 template <class A>
