@@ -67,3 +67,39 @@ def test_floor_panels_table_and_plot(suite, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     assert plot.plot_results(data, str(tmp_path / "p.png"))
     assert os.path.getsize(tmp_path / "p.png") > 0
+
+
+def test_readme_table_is_rewritten_between_its_markers(suite, tmp_path):
+    suite.panel("readme panel", "T", "cpu", ["peer-z"], targets={"peer-z": 2.0})
+    for impl, ms in (("cpu", 1.0), ("peer-z", 4.0)):
+        suite.add(harness.Row(op="op2", case="T=2", dtype="float32", impl=impl,
+                              direction="fwd", median_ms=ms, panel="readme panel", scale=2))
+    suite.add(harness.Row(op="op3", case="no panel", dtype="float32", impl="cpu",
+                          direction="fwd", median_ms=5.0))
+    path = harness.write_results(suite, str(tmp_path))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{results_table.BEGIN}\nold table\n{results_table.END}\nafter\n")
+    results_table.main([path, "--readme", str(readme)])
+    text = readme.read_text()
+    assert text.startswith("intro\n" + results_table.BEGIN) and text.endswith(
+        results_table.END + "\nafter\n")
+    assert "old table" not in text
+    assert "| 2 | 1 |  | 4.00x | >= 2x peer-z: met |" in text
+    assert "| op3 | no panel | float32 | fwd | cpu | 5 |" in text
+    results_table.main([path, "--readme", str(readme)])  # idempotent
+    assert readme.read_text() == text
+    readme.write_text("no markers\n")
+    with pytest.raises(ValueError, match="bench-table:begin"):
+        results_table.main([path, "--readme", str(readme)])
+
+
+def test_the_readme_table_is_the_recorded_run():
+    """The README's benchmark table is generated from the committed results, not edited by
+    hand: regenerating it changes nothing (run the command in it after a new full run)."""
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+    source = "bench/results/vm-cpu2.json"
+    with open(os.path.join(root, source)) as f:
+        data = json.load(f)
+    with open(os.path.join(root, "README.md")) as f:
+        text = f.read()
+    assert results_table.readme_text(data, source, "README.md", text) == text
