@@ -164,3 +164,21 @@ def test_available_backends_takes_a_device_and_names_bad_arguments():
         fastsnn.available_backends("mt_lfi")
     with pytest.raises(ValueError, match="device must be"):
         fastsnn.available_backends("mt_lif", "tpu")
+
+
+def test_spine_autograd_refuses_schemas_it_does_not_handle():
+    """The spine's autograd formula passes a kernel's arguments through as they are: a
+    schema with a default value (which the dispatcher may drop from the call), a
+    keyword-only argument or a tensor list is refused at registration, not mis-called."""
+    from fastsnn.ops._spine import _autograd_formula
+
+    def nothing(*args):
+        return None
+
+    for op in (torch.ops.aten.add.Tensor,  # alpha=1: a default value
+               torch.ops.aten.cat.default):  # Tensor[] tensors
+        with pytest.raises(RuntimeError, match="no default values"):
+            _autograd_formula(op, nothing, nothing)
+    for declared in OPS.values():  # every fastsnn kernel passes
+        for op in declared._ops.values():
+            _autograd_formula(op, nothing, nothing)
