@@ -63,8 +63,8 @@ template <Surrogate K, class A>
     const A t = A(1) - az / c.a;
     return select(t > A(0), t, A(0)) / c.a;
   } else if constexpr (K == Surrogate::Sigmoid) {
-    // (4 z) * (1 / a) rather than (4 z) / a: one division per bump, not two (the loop is
-    // bound by the divider); equal for a power-of-two width, within an ulp otherwise.
+    // (4 z) * (1 / a) rather than (4 z) / a: one division per bump, not two, on the chain
+    // that bounds the backward loop; equal for a power-of-two width, within an ulp otherwise.
     const A sig = A(1) / (A(1) + exp_approx(-((A(4) * z) * c.inv_a)));
     return c.four_over_a * sig * (A(1) - sig);
   } else if constexpr (K == Surrogate::Atan) {  // (alpha/2) * 1 / (1 + (pi/2 * (alpha*z))^2)
