@@ -77,6 +77,18 @@ def _pack_kernel(x_ptr, packed_ptr, NPIX, HW, CIN, WORDS,
 
 
 @triton.jit
+def _output_pixel(m, HOUT, WOUT, SH, SW, PH, PW):
+    """Image n, pixel r in it, pixels per image and the top-left input row / column of the
+    window of flat output pixels m (int64). The pixel count is int64: one image's output
+    may pass 2^31 pixels."""
+    hw_out = (m * 0 + HOUT) * WOUT
+    n = m // hw_out
+    r = m - n * hw_out
+    oh = r // WOUT
+    return n, r, hw_out, oh * SH - PH, (r - oh * WOUT) * SW - PW
+
+
+@triton.jit
 def _conv_kernel(packed_ptr, w_ptr, alpha_ptr, bias_ptr, out_ptr,
                  M, COUT, CIN, H, W, HOUT, WOUT, WORDS, KW, KPOS,
                  SH, SW, PH, PW, DH, DW,
@@ -86,12 +98,7 @@ def _conv_kernel(packed_ptr, w_ptr, alpha_ptr, bias_ptr, out_ptr,
     o = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     m_ok = m < M
     o_ok = o < COUT
-    hw_out = (m * 0 + HOUT) * WOUT  # int64: one image's output may pass 2^31 pixels
-    n = m // hw_out
-    r = m - n * hw_out
-    oh = r // WOUT
-    ih0 = oh * SH - PH
-    iw0 = (r - oh * WOUT) * SW - PW
+    n, r, hw_out, ih0, iw0 = _output_pixel(m, HOUT, WOUT, SH, SW, PH, PW)
     w_row = w_ptr + o.to(tl.int64) * (KPOS * WORDS)
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.int32)
     corr = tl.zeros((BLOCK_M,), dtype=tl.int32)  # spike: x popcounts; sign: valid bits

@@ -19,14 +19,10 @@ import torch
 import triton
 import triton.language as tl
 
-from .binary_conv import BLOCK_M, NUM_WARPS, _conv_kernel, _popcount
+from .binary_conv import BLOCK_M, NUM_WARPS, _conv_kernel, _out_size, _output_pixel, _popcount
 from .mt_lif import PLIF, SUBTRACT_NEXT, _reset, _staircase
 
 BLOCK_LIF = 32  # positions per mt_lif_packed program (x 32 channels of one word)
-
-
-def _out_size(size, k, stride, pad, dil):
-    return (size + 2 * pad - dil * (k - 1) - 1) // stride + 1
 
 
 def _check_words(x, wpacked, cin, kh, kw, dims):
@@ -99,12 +95,7 @@ def _snn_layer_kernel(x_ptr, w_ptr, scale_ptr, bias_ptr, decay_ptr, out_ptr,
     o = word * 32 + lane
     m_ok = m < M
     o_ok = o < COUT
-    hw_out = HOUT * WOUT
-    nb = m // hw_out
-    r = m - nb * hw_out
-    oh = r // WOUT
-    ih0 = oh * SH - PH
-    iw0 = (r - oh * WOUT) * SW - PW
+    nb, r, hw_out, ih0, iw0 = _output_pixel(m, HOUT, WOUT, SH, SW, PH, PW)
     w_row = w_ptr + o.to(tl.int64) * (KPOS * WORDS)
     if DECAY_PER_C:
         lam = tl.load(decay_ptr + o, mask=o_ok, other=1.0)[None, :]
